@@ -1,0 +1,3 @@
+from upvid.cli import main
+
+main()
