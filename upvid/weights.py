@@ -1,0 +1,300 @@
+"""Checkpoints: ``weights.toml`` record -> download (huggingface-hub) -> sha256 -> safetensors.
+
+A ``[models.NAME.weights]`` table names one checkpoint file::
+
+    repo_id = "owner/repo"      # on the Hugging Face Hub (downloaded with hf_hub_download) ...
+    filename = "net.pth"        #   ... this file (also the name looked up in a --weights-dir)
+    revision = "main"           #   optional
+    url = "https://..."         # ... or a plain URL (GitHub release), cached next to the Hub cache
+    sha256 = "..."              # full digest of the file as published (verified)
+    sha256_prefix = "db622b2f"  # when only the digest prefix embedded in the file name is known
+    also_sha256 = ["..."]       # other byte-copies whose tensors were verified identical
+    local_names = ["a.pth"]     # other names the same file is known by in a --weights-dir
+    format = "pth"              # "pth" (converted once) or "safetensors"
+    key = "params"              # the wrapper key inside the .pth ("params", "params_ema", "state_dict")
+    strip_prefix = "generator." # prefix removed from every key
+    license = "..."             # optional: licence of the weights themselves
+
+An optional sub-table (e.g. ``[models.NAME.weights.spynet]``, with the same fields plus
+``prefix = "spynet."``) names an auxiliary checkpoint whose keys are added under ``prefix`` when
+the main file lacks them (a separately published flow network).
+
+Resolution order for each file: a local ``weights_dir`` (option ``--weights-dir`` or
+``$UPVID_WEIGHTS_DIR``), then the Hub cache / download (``HF_HUB_OFFLINE=1`` uses only the
+cache; ``HF_ENDPOINT`` selects the server). Every file is verified by sha256 before it is read.
+A ``.pth`` is read once with ``torch.load(weights_only=True)`` (never unpickling arbitrary
+objects), unwrapped, passed through the model's ``convert`` function (official keys -> ours)
+and written as safetensors to ``$HF_HOME/upvid/converted/``; later runs load that safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from upvid.errors import WeightsError
+
+if TYPE_CHECKING:
+    from upvid.models.registry import ModelRecord
+
+_FILE_FIELDS = {
+    "repo_id", "filename", "revision", "url", "sha256", "sha256_prefix", "also_sha256", "local_names",
+    "format", "key", "strip_prefix", "license", "prefix", "size", "note", "source", "mirror_of",
+}
+
+
+def _hf_home() -> Path:
+    from huggingface_hub import constants
+
+    return Path(os.environ.get("HF_HOME", constants.HF_HOME))
+
+
+def converted_dir() -> Path:
+    """Where converted safetensors live: ``$HF_HOME/upvid/converted``."""
+    return _hf_home() / "upvid" / "converted"
+
+
+def url_cache_dir() -> Path:
+    """Where plain-URL downloads live: ``$HF_HOME/upvid/downloads``."""
+    return _hf_home() / "upvid" / "downloads"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_specs(record: ModelRecord) -> list[dict[str, Any]]:
+    """The main checkpoint spec followed by auxiliary ones (sub-tables), as plain dicts."""
+    if not record.weights:
+        return []
+    main = {k: v for k, v in record.weights.items() if not isinstance(v, dict)}
+    aux = [dict(v, _part=k) for k, v in record.weights.items() if isinstance(v, dict)]
+    return [main, *aux]
+
+
+def _file_name(spec: dict[str, Any]) -> str:
+    if spec.get("filename"):
+        return Path(spec["filename"]).name
+    if spec.get("url"):
+        return spec["url"].rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+    raise WeightsError("weights record names neither filename nor url")
+
+
+def _expected(spec: dict[str, Any]) -> str:
+    if spec.get("sha256"):
+        return f"sha256 {spec['sha256']}"
+    if spec.get("sha256_prefix"):
+        return f"sha256 prefix {spec['sha256_prefix']}"
+    return "no published sha256"
+
+
+def verify(path: Path, spec: dict[str, Any]) -> str:
+    """Check ``path`` against the spec's sha256 (or accepted copies / prefix).
+
+    Returns:
+        The file's full hex sha256.
+
+    Raises:
+        WeightsError: on mismatch, naming the file and the expected digest.
+    """
+    digest = sha256_file(path)
+    accepted = [spec["sha256"]] if spec.get("sha256") else []
+    accepted += list(spec.get("also_sha256", []))
+    if accepted:
+        if digest not in accepted:
+            raise WeightsError(f"{path}: sha256 {digest} does not match expected {_expected(spec)}")
+    elif spec.get("sha256_prefix"):
+        if not digest.startswith(spec["sha256_prefix"]):
+            raise WeightsError(f"{path}: sha256 {digest} does not match expected {_expected(spec)}")
+    return digest
+
+
+def _find_local(spec: dict[str, Any], weights_dir: Path) -> Path | None:
+    for name in [_file_name(spec), *spec.get("local_names", [])]:
+        candidate = weights_dir / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _download_url(url: str, dest: Path) -> None:
+    from huggingface_hub.file_download import http_get
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False) as tmp:
+        try:
+            http_get(url, tmp)
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
+    os.replace(tmp.name, dest)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def locate(spec: dict[str, Any], weights_dir: Path | None = None, *, download: bool = True) -> Path | None:
+    """Find (and if allowed, download) the raw checkpoint file of one spec, without verifying it.
+
+    Returns:
+        The path, or ``None`` if it is not available locally and ``download`` is False.
+
+    Raises:
+        WeightsError: download failed, or the file is not cached while offline.
+    """
+    weights_dir = weights_dir or (Path(os.environ["UPVID_WEIGHTS_DIR"]) if os.environ.get("UPVID_WEIGHTS_DIR") else None)
+    if weights_dir is not None:
+        found = _find_local(spec, Path(weights_dir))
+        if found is not None:
+            return found
+    name = _file_name(spec)
+    if spec.get("repo_id"):
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(hf_hub_download(
+                spec["repo_id"], spec["filename"], revision=spec.get("revision"),
+                local_files_only=not download or _offline(), endpoint=os.environ.get("HF_ENDPOINT"),
+            ))
+        except LocalEntryNotFoundError as e:
+            if not download:
+                return None
+            raise WeightsError(
+                f"{name} ({spec['repo_id']}) is not in the Hub cache and cannot be downloaded"
+                f"{' (HF_HUB_OFFLINE is set)' if _offline() else ''}; expected {_expected(spec)}: {str(e).splitlines()[0]}"
+            ) from e
+        except Exception as e:  # HTTP errors, repo/entry not found, connection refused
+            raise WeightsError(f"cannot download {name} from {spec['repo_id']}: {str(e).splitlines()[0]}") from e
+    if spec.get("url"):
+        tag = spec.get("sha256") or spec.get("sha256_prefix") or hashlib.sha256(spec["url"].encode()).hexdigest()[:16]
+        dest = url_cache_dir() / f"{tag[:16]}-{name}"
+        if dest.is_file():
+            return dest
+        if not download:
+            return None
+        if _offline():
+            raise WeightsError(f"{name} is not cached and HF_HUB_OFFLINE is set; expected {_expected(spec)} from {spec['url']}")
+        try:
+            _download_url(spec["url"], dest)
+        except Exception as e:
+            raise WeightsError(f"cannot download {name} from {spec['url']}: {str(e).splitlines()[0]}") from e
+        return dest
+    raise WeightsError(f"{name}: not found in the weights folder and the record has no repo_id or url")
+
+
+def _read_raw(path: Path, spec: dict[str, Any]) -> dict[str, Tensor]:
+    fmt = spec.get("format") or ("safetensors" if path.suffix == ".safetensors" else "pth")
+    try:
+        if fmt == "safetensors":
+            sd: Any = load_file(str(path))
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    key = spec.get("key")
+    if key:
+        if key not in sd:
+            raise WeightsError(f"{path}: no {key!r} in checkpoint (keys: {', '.join(list(sd)[:5])})")
+        sd = sd[key]
+    elif isinstance(sd, dict) and not any(isinstance(v, Tensor) for v in sd.values()):
+        for guess in ("params_ema", "params", "state_dict", "model"):
+            if guess in sd:
+                sd = sd[guess]
+                break
+    prefix = spec.get("strip_prefix")
+    if prefix:
+        sd = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in sd.items()}
+    return {k: v for k, v in sd.items() if isinstance(v, Tensor)}
+
+
+def converted_path(record: ModelRecord, digest: str) -> Path:
+    """Path of the converted safetensors of ``record`` whose main checkpoint has this sha256."""
+    return converted_dir() / f"{record.name}-{digest[:16]}.safetensors"
+
+
+def _resolve(record: ModelRecord, weights_dir: Path | None) -> tuple[dict[str, Tensor], Path]:
+    from upvid.models.registry import import_object
+
+    specs = file_specs(record)
+    if not specs:
+        raise WeightsError(f"model {record.name!r} has no weights record")
+    main = locate(specs[0], weights_dir)
+    target = converted_path(record, verify(main, specs[0]))
+    if target.is_file():
+        return load_file(str(target)), target
+    sd = _read_raw(main, specs[0])
+    for spec in specs[1:]:
+        prefix = spec.get("prefix", "")
+        if any(k.startswith(prefix) for k in sd):
+            continue  # the main checkpoint already carries this part
+        path = locate(spec, weights_dir)
+        verify(path, spec)
+        sd.update({prefix + k: v for k, v in _read_raw(path, spec).items()})
+    if record.convert:
+        sd = import_object(record.convert)(sd)
+    sd = {k: v.contiguous() for k, v in sd.items()}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".safetensors")
+    os.close(fd)
+    try:
+        save_file(sd, tmp, metadata={"model": record.name, "source": str(main)})
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return sd, target
+
+
+def resolve_state_dict(record: ModelRecord, weights_dir: Path | None = None) -> dict[str, Tensor]:
+    """Our-key state dict of ``record``'s checkpoint: verified, converted, cached as safetensors.
+
+    Raises:
+        WeightsError: unavailable, failing sha256, unreadable.
+    """
+    return _resolve(record, weights_dir)[0]
+
+
+def load_state_dict_into(net: nn.Module, record: ModelRecord, weights_dir: Path | None = None) -> None:
+    """Load ``record``'s checkpoint into ``net`` strictly.
+
+    Raises:
+        WeightsError: unavailable / bad sha256 / missing or unexpected keys / shape mismatch.
+    """
+    sd = resolve_state_dict(record, weights_dir)
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{record.name}: checkpoint does not match the network: {' '.join(str(e).split())[:400]}") from e
+
+
+def is_cached(record: ModelRecord, weights_dir: Path | None = None) -> bool:
+    """True if every file of ``record`` is available without a download (cache or weights dir)."""
+    specs = file_specs(record)
+    if not specs:
+        return True
+    try:
+        return locate(specs[0], weights_dir, download=False) is not None
+    except WeightsError:
+        return False
+
+
+def fetch(record: ModelRecord, weights_dir: Path | None = None) -> Path:
+    """Download (if needed), verify and convert ``record``'s checkpoint; return the safetensors path.
+
+    Raises:
+        WeightsError: as :func:`resolve_state_dict`.
+    """
+    return _resolve(record, weights_dir)[1]
