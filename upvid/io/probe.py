@@ -1,0 +1,150 @@
+"""Probe a media file: what the video stream is and which other streams ride along (PyAV)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from upvid.errors import InputError
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """A non-video stream: index in the container, type, codec name, language."""
+
+    index: int
+    type: str
+    codec: str
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What upvid needs to know about an input video.
+
+    Attributes:
+        path: the file.
+        container: demuxer name (e.g. ``"mov,mp4,m4a,3gp,3g2,mj2"``).
+        codec: video codec name.
+        width, height: coded frame size in pixels.
+        fps: average frame rate (frames/s) as a Fraction (guessed when the container has none).
+        time_base: video stream time base (seconds per pts tick).
+        frames: frame count from the header, or an estimate from duration x fps (0 if unknown).
+        duration: seconds (0.0 if unknown).
+        start_time: seconds of the first video pts (often 0).
+        pix_fmt: decoder pixel format (``yuv420p``, ``yuv420p10le``...).
+        bit_depth: bits per component of ``pix_fmt`` (8, 10, 12...).
+        rotation: display rotation in degrees (counter-clockwise, from the display matrix).
+        sample_aspect_ratio: SAR as a Fraction (1 if square or unknown).
+        color_primaries, color_trc, colorspace, color_range: codec colour tags (ints, ffmpeg enums).
+        others: the audio, subtitle, data and attachment streams.
+    """
+
+    path: Path
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: Fraction
+    time_base: Fraction
+    frames: int
+    duration: float
+    start_time: float
+    pix_fmt: str
+    bit_depth: int
+    rotation: int = 0
+    sample_aspect_ratio: Fraction = Fraction(1)
+    color_primaries: int = 2
+    color_trc: int = 2
+    colorspace: int = 2
+    color_range: int = 0
+    others: tuple[StreamInfo, ...] = field(default_factory=tuple)
+
+    @property
+    def audio(self) -> list[StreamInfo]:
+        return [s for s in self.others if s.type == "audio"]
+
+    @property
+    def subtitles(self) -> list[StreamInfo]:
+        return [s for s in self.others if s.type == "subtitle"]
+
+
+def open_input(path: str | os.PathLike) -> av.container.InputContainer:
+    """Open ``path`` for demuxing.
+
+    Raises:
+        InputError: missing, a directory, unreadable, or not a media file PyAV can parse.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a video file")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{p}: permission denied")
+    try:
+        return av.open(str(p), "r")
+    except (av.error.InvalidDataError, av.error.EOFError) as e:
+        raise InputError(f"{p}: not a video file PyAV/FFmpeg can read ({e.strerror or e})") from e
+    except av.error.FFmpegError as e:
+        raise InputError(f"{p}: cannot open ({e.strerror or e})") from e
+
+
+def _bit_depth(pix_fmt: str | None) -> int:
+    if not pix_fmt:
+        return 8
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+        return max(c.bits for c in fmt.components)
+    except (ValueError, av.error.FFmpegError):
+        return 8
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read the container header of ``path`` and describe its first video stream.
+
+    Raises:
+        InputError: not readable, or no video stream (e.g. an audio-only file).
+    """
+    with open_input(path) as c:
+        if not c.streams.video:
+            kinds = ", ".join(sorted({s.type for s in c.streams})) or "no streams"
+            raise InputError(f"{path}: no video stream ({kinds})")
+        v = c.streams.video[0]
+        cc = v.codec_context
+        if not cc.width or not cc.height:
+            raise InputError(f"{path}: video stream has no frame size (corrupt or unsupported codec)")
+        fps = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
+        tb = v.time_base or Fraction(1, 90000)
+        if v.duration is not None:
+            duration = float(v.duration * tb)
+        elif c.duration is not None:
+            duration = c.duration / av.time_base
+        else:
+            duration = 0.0
+        frames = v.frames or int(round(duration * float(fps)))
+        start = float(v.start_time * tb) if v.start_time is not None else 0.0
+        rotation = 0
+        try:
+            for frame in c.decode(v):
+                rotation = int(frame.rotation or 0)
+                break
+        except av.error.FFmpegError:
+            pass
+        others = tuple(
+            StreamInfo(s.index, s.type, s.codec_context.name if s.codec_context else "none", s.language)
+            for s in c.streams
+            if s.index != v.index
+        )
+        return VideoInfo(
+            path=Path(path), container=c.format.name, codec=cc.name, width=cc.width, height=cc.height,
+            fps=Fraction(fps), time_base=Fraction(tb), frames=int(frames), duration=duration,
+            start_time=start, pix_fmt=cc.pix_fmt or "yuv420p", bit_depth=_bit_depth(cc.pix_fmt),
+            rotation=rotation, sample_aspect_ratio=Fraction(v.sample_aspect_ratio or 1) or Fraction(1),
+            color_primaries=int(cc.color_primaries), color_trc=int(cc.color_trc),
+            colorspace=int(cc.colorspace), color_range=int(cc.color_range), others=others,
+        )

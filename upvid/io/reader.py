@@ -1,0 +1,85 @@
+"""Decode a video stream into RGB frames, one at a time (PyAV). Memory: one frame."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from upvid.errors import InputError
+from upvid.io.probe import VideoInfo, open_input
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodedFrame:
+    """One decoded picture.
+
+    Attributes:
+        rgb: ``(H, W, 3)`` RGB, ``uint8`` (8-bit sources) or ``uint16`` full-scale (deeper sources).
+        pts: presentation timestamp in the video stream's time base (``None`` if the container has none).
+        index: 0-based decode-order index of the frame among those emitted.
+    """
+
+    rgb: np.ndarray
+    pts: int | None
+    index: int
+
+
+def read_frames(
+    path: str | os.PathLike, info: VideoInfo, *, high_bit_depth: bool | None = None, max_errors: int = 50
+) -> Iterator[DecodedFrame]:
+    """Decode the first video stream of ``path`` to RGB, converting with the stream's own colour matrix and range.
+
+    Corrupt packets are skipped with a warning (the decoder resynchronises at the next keyframe);
+    more than ``max_errors`` decode errors in a row, or none decodable at all, is an error.
+
+    Args:
+        path: the file.
+        info: its :func:`upvid.io.probe.probe` result.
+        high_bit_depth: emit ``uint16`` RGB (``rgb48le``); default: when the source has > 8 bits.
+        max_errors: consecutive decode errors tolerated.
+
+    Yields:
+        :class:`DecodedFrame` in presentation order.
+
+    Raises:
+        InputError: unreadable, or no frame could be decoded.
+    """
+    deep = info.bit_depth > 8 if high_bit_depth is None else high_bit_depth
+    fmt = "rgb48le" if deep else "rgb24"
+    n = 0
+    errors = 0
+    with open_input(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        packets = c.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:  # demuxer-level corruption: stop here, keep what we have
+                log.warning("%s: demux error after %d frames (%s); stopping", path, n, e)
+                break
+            try:
+                frames = packet.decode()
+                errors = 0
+            except av.error.FFmpegError as e:
+                errors += 1
+                log.warning("%s: skipping a corrupt packet at pts %s (%s)", path, packet.pts, e)
+                if errors > max_errors:
+                    raise InputError(f"{path}: {errors} corrupt packets in a row; giving up after {n} frames") from e
+                continue
+            for frame in frames:
+                rng = "JPEG" if frame.color_range == 2 or frame.format.name.startswith("yuvj") else None
+                rgb = frame.to_ndarray(format=fmt, src_color_range=rng)
+                yield DecodedFrame(rgb=rgb, pts=frame.pts, index=n)
+                n += 1
+    if n == 0:
+        raise InputError(f"{path}: no decodable video frame")
