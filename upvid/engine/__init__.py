@@ -1,0 +1,6 @@
+"""The only code that knows chunks, temporal padding, tiles, stitching and threads."""
+
+from upvid.engine.device import resolve_device, resolve_dtype
+from upvid.engine.upscale import Engine, EngineConfig, StageTimes, upscale_frames
+
+__all__ = ["Engine", "EngineConfig", "StageTimes", "resolve_device", "resolve_dtype", "upscale_frames"]

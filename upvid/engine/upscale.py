@@ -1,0 +1,320 @@
+"""Stream frames through a model: chunks/clips in time, tiles in space, stitched back in order.
+
+Memory is bounded by the clip (recurrent) or window batch (sliding window) and the tile, never
+by the video's length: frames enter as an iterator and leave as a generator, one output per
+input, in order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from upvid.engine.device import autocast
+from upvid.engine.temporal import crossfade_weights, window_indices
+from upvid.engine.tiles import run_tiled
+from upvid.errors import OutOfMemoryError, UsageError
+from upvid.models.registry import Upscaler
+
+MIN_TILE = 32
+
+
+@dataclass
+class EngineConfig:
+    """How frames are cut for the model.
+
+    Attributes:
+        chunk: recurrent: clip length in frames; sliding window: windows (output frames) per model call.
+        overlap: recurrent: frames shared by consecutive clips (cross-faded); ignored for sliding window.
+        tile: spatial tile in LR px (0: whole frame).
+        tile_overlap: overlap between tiles in LR px.
+        tile_batch: tiles per model call.
+        device: torch device.
+        dtype: compute precision (autocast when not fp32).
+    """
+
+    chunk: int
+    overlap: int = 0
+    tile: int = 0
+    tile_overlap: int = 16
+    tile_batch: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32
+
+    @classmethod
+    def for_model(
+        cls,
+        model: Upscaler,
+        *,
+        chunk: int | None = None,
+        overlap: int | None = None,
+        tile: int | None = None,
+        tile_overlap: int | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> EngineConfig:
+        """Defaults from the model's record (clip length/overlap, tile), overridden by arguments.
+
+        Raises:
+            UsageError: inconsistent values (overlap >= chunk, negative sizes).
+        """
+        rec = model.record
+        if rec.family == "recurrent":
+            chunk = rec.frames if chunk is None else chunk
+            overlap = rec.overlap if overlap is None else overlap
+        else:
+            chunk = 8 if chunk is None else chunk
+            overlap = 0
+        tile = rec.tile if tile is None else tile
+        tile_overlap = rec.tile_overlap if tile_overlap is None else tile_overlap
+        if chunk < 1:
+            raise UsageError(f"--chunk must be >= 1, got {chunk}")
+        if overlap < 0 or (rec.family == "recurrent" and overlap >= chunk):
+            raise UsageError(f"--overlap must be in [0, chunk) = [0, {chunk}), got {overlap}")
+        if tile < 0 or tile_overlap < 0:
+            raise UsageError("--tile and --tile-overlap must be >= 0")
+        if tile and tile_overlap >= tile:
+            raise UsageError(f"--tile-overlap ({tile_overlap}) must be smaller than --tile ({tile})")
+        return cls(chunk=chunk, overlap=overlap, tile=tile, tile_overlap=tile_overlap,
+                   device=torch.device(device), dtype=dtype)
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (wall clock, summed) and frame counts, for benchmarks."""
+
+    model_s: float = 0.0
+    stitch_s: float = 0.0
+    frames_out: int = 0
+    oom_retries: int = 0
+
+
+def _is_oom(e: BaseException) -> bool:
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return True
+    msg = str(e)
+    return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+class Engine:
+    """Runs an :class:`Upscaler` over a frame stream with an :class:`EngineConfig`.
+
+    Args:
+        model: the wrapped network (already on ``config.device``).
+        config: chunking and tiling.
+    """
+
+    def __init__(self, model: Upscaler, config: EngineConfig) -> None:
+        self.model = model
+        self.cfg = config
+        self.times = StageTimes()
+
+    # -- tensor helpers ------------------------------------------------------------------
+    def _to_tensor(self, frames: list[np.ndarray]) -> Tensor:
+        """``T x (H, W, 3)`` uint8/uint16 -> ``(T, 3, H, W)`` float32 in [0, 1] on the device."""
+        arr = np.stack(frames)
+        peak = 65535.0 if arr.dtype == np.uint16 else 255.0
+        t = torch.from_numpy(arr.astype(np.int32) if arr.dtype == np.uint16 else arr)
+        if self.cfg.device.type == "cuda":
+            t = t.pin_memory().to(self.cfg.device, non_blocking=True)
+        return t.permute(0, 3, 1, 2).float().div_(peak)
+
+    @staticmethod
+    def _to_numpy(x: Tensor, dtype: np.dtype) -> list[np.ndarray]:
+        """``(T, 3, H, W)`` float [0, 1] -> ``T x (H, W, 3)`` of ``dtype``, rounded and clamped (on device)."""
+        peak = 65535.0 if dtype == np.uint16 else 255.0
+        q = x.clamp(0, 1).mul(peak).round_()
+        q = q.to(torch.int32 if dtype == np.uint16 else torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        return [f.astype(dtype, copy=False) for f in q]
+
+    def _forward(self, x: Tensor) -> Tensor:
+        with autocast(self.cfg.device, self.cfg.dtype):
+            return self.model(x)
+
+    def infer(self, x: Tensor) -> Tensor:
+        """Tiled model call with out-of-memory back-off.
+
+        Args:
+            x: ``(B, T, 3, H, W)`` float in [0, 1] on the device (clips, or windows for sliding window).
+
+        Returns:
+            ``(B, T_out, 3, s*H, s*W)`` float32.
+
+        Raises:
+            OutOfMemoryError: still out of memory at the smallest tile (``MIN_TILE`` px).
+        """
+        while True:
+            t0 = time.perf_counter()
+            try:
+                y = run_tiled(self._forward, x, self.model.scale, self.cfg.tile, self.cfg.tile_overlap,
+                              tile_batch=self.cfg.tile_batch)
+                self.times.model_s += time.perf_counter() - t0
+                return y
+            except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+                if not _is_oom(e):
+                    raise
+                self._back_off(x.shape[-2:], e)
+
+    def _back_off(self, size: torch.Size, err: BaseException) -> None:
+        if self.cfg.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.times.oom_retries += 1
+        if self.cfg.tile_batch > 1:
+            self.cfg.tile_batch //= 2
+            return
+        current = self.cfg.tile or max(size)
+        new = (current // 2) // 8 * 8
+        if new < MIN_TILE:
+            raise OutOfMemoryError(
+                f"out of memory on {self.cfg.device} even with {current} px tiles; "
+                "try --device cpu, a smaller --chunk, or a lighter model"
+            ) from err
+        self.cfg.tile = new
+        self.cfg.tile_overlap = min(self.cfg.tile_overlap, new // 4)
+
+    # -- streaming -----------------------------------------------------------------------
+    def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Upscale a stream.
+
+        Args:
+            frames: ``(H, W, 3)`` RGB frames, ``uint8`` or ``uint16``, all the same size.
+
+        Yields:
+            ``(s*H, s*W, 3)`` frames of the input's dtype, one per input frame, in order.
+        """
+        if self.model.family == "recurrent":
+            yield from self._run_recurrent(iter(frames))
+        else:
+            yield from self._run_sliding(iter(frames))
+
+    def _run_sliding(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        frames_n = self.model.record.frames
+        r = frames_n // 2
+        cache: dict[int, np.ndarray] = {}
+        n: int | None = None
+        last = -1
+        centre = 0
+        dtype = None
+        while n is None or centre < n:
+            batch: list[list[int]] = []
+            while len(batch) < self.cfg.chunk and (n is None or centre + len(batch) < n):
+                idx = window_indices(centre + len(batch), frames_n, n, last)
+                if idx is None:
+                    try:
+                        f = next(it)
+                    except StopIteration:
+                        n = last + 1
+                        if n == 0:
+                            return
+                        continue
+                    last += 1
+                    cache[last] = f
+                    dtype = f.dtype
+                    continue
+                batch.append(idx)
+            if not batch:
+                break
+            needed = sorted({j for w in batch for j in w})
+            x = self._to_tensor([cache[j] for j in needed])
+            pos = {j: k for k, j in enumerate(needed)}
+            windows = torch.stack([x[[pos[j] for j in w]] for w in batch])  # (B, N, 3, H, W)
+            y = self.infer(windows)[:, 0]
+            t0 = time.perf_counter()
+            result = self._to_numpy(y, dtype)
+            self.times.stitch_s += time.perf_counter() - t0
+            for f in result:
+                yield f
+                self.times.frames_out += 1
+            centre += len(batch)
+            for j in [j for j in cache if j < centre - r]:
+                del cache[j]
+
+    def _run_recurrent(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        L, O = self.cfg.chunk, self.cfg.overlap
+        frames: dict[int, np.ndarray] = {}  # decoded frames still needed (at most the last L)
+        pending: dict[int, Tensor] = {}     # partial outputs of the previous clip's overlap
+        n_read = 0
+        emitted = 0
+        clip_start = 0
+        prev_end = 0
+        exhausted = False
+        dtype = None
+        while True:
+            while not exhausted and n_read < clip_start + L + 1:  # one frame of look-ahead finds the end
+                try:
+                    f = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                frames[n_read] = f
+                dtype = f.dtype
+                n_read += 1
+            if n_read == 0:
+                return
+            end = min(clip_start + L, n_read)
+            if exhausted and end - clip_start < L and clip_start > 0:
+                clip_start = max(0, end - L)  # last clip: reach back for full temporal context
+            idx = list(range(clip_start, end))
+            x = self._to_tensor([frames[j] for j in idx])
+            if len(idx) == 1:  # recurrent nets need a pair for their flow: mirror the lone frame
+                y = self.infer(torch.cat([x, x])[None])[0, :1]
+            else:
+                y = self.infer(x[None])[0]
+            t0 = time.perf_counter()
+            blend_from = max(clip_start, emitted)  # cross-fade the previous clip's unemitted frames
+            w_prev = crossfade_weights(prev_end - blend_from) if prev_end > blend_from else []
+            for k, j in enumerate(range(blend_from, prev_end)):
+                pending[j] = pending[j] * w_prev[k] + y[j - clip_start] * (1 - w_prev[k])
+            last_clip = exhausted and end == n_read
+            final = end if last_clip else end - O
+            out: list[Tensor] = []
+            for k, j in enumerate(idx):
+                if j < emitted:
+                    continue
+                if j >= final:
+                    if j not in pending:
+                        pending[j] = y[k]
+                    continue
+                out.append(pending.pop(j) if j in pending else y[k])
+            self.times.stitch_s += time.perf_counter() - t0
+            if out:
+                for f in self._to_numpy(torch.stack(out), dtype):
+                    yield f
+                    emitted += 1
+                    self.times.frames_out += 1
+            if last_clip:
+                return
+            prev_end = end
+            clip_start = end - O
+            for j in [j for j in frames if j < min(clip_start, n_read - L)]:
+                del frames[j]
+
+
+def upscale_frames(
+    model: Upscaler,
+    frames: Iterable[np.ndarray],
+    *,
+    chunk: int | None = None,
+    overlap: int | None = None,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Iterator[np.ndarray]:
+    """Convenience wrapper: :class:`Engine` with :meth:`EngineConfig.for_model` defaults.
+
+    Args:
+        model: from :func:`upvid.models.load_model` (on ``device``).
+        frames: ``(H, W, 3)`` uint8/uint16 RGB frames.
+
+    Yields:
+        ``(s*H, s*W, 3)`` frames, one per input, in order.
+    """
+    cfg = EngineConfig.for_model(model, chunk=chunk, overlap=overlap, tile=tile, tile_overlap=tile_overlap,
+                                 device=device, dtype=dtype)
+    yield from Engine(model, cfg).run(frames)
