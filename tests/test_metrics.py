@@ -25,6 +25,9 @@ def test_identical_images() -> None:
     t = torch.from_numpy(a).permute(2, 0, 1).float() / 255
     assert M.psnr_y(t, t) == math.inf
     assert M.ssim_y(t[None], t[None]) == pytest.approx(1.0, abs=1e-12)
+    big = _img(40, 36)
+    view = big[3:27, 5:25]  # non-contiguous view vs a contiguous copy: still exactly equal
+    assert M.psnr_y(view, np.ascontiguousarray(view)) == math.inf
 
 
 def test_known_mse_rgb_and_y() -> None:

@@ -111,7 +111,13 @@ def rgb_to_y(img: ImageLike) -> np.ndarray:
     arr = _as_hwc_255(img)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"expected an RGB image with 3 channels, got shape {arr.shape}")
-    return arr @ _Y_WEIGHTS + 16.0
+    return _y(arr)
+
+
+def _y(arr: np.ndarray) -> np.ndarray:
+    # element-wise (not matmul): bit-identical results whatever the memory layout of the input
+    w = _Y_WEIGHTS
+    return arr[..., 0] * w[0] + arr[..., 1] * w[1] + arr[..., 2] * w[2] + 16.0
 
 
 def _prepare(img: ImageLike, img2: ImageLike, crop_border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +133,7 @@ def _prepare(img: ImageLike, img2: ImageLike, crop_border: int, y_channel: bool)
         b = b[crop_border:-crop_border, crop_border:-crop_border]
     if y_channel:
         if a.ndim == 3 and a.shape[2] == 3:
-            a, b = a @ _Y_WEIGHTS + 16.0, b @ _Y_WEIGHTS + 16.0
+            a, b = _y(a), _y(b)
         elif not (a.ndim == 2 or a.shape[2] == 1):
             raise ValueError(f"Y channel needs an RGB or single-channel image, got shape {a.shape}")
     if a.ndim == 3 and a.shape[2] == 1:
