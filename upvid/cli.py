@@ -199,7 +199,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="upvid: warning: %(message)s", stream=sys.stderr)
     _install_sigterm()
     try:
-        app(args=args, prog_name="upvid", standalone_mode=False)
+        rc = app(args=args, prog_name="upvid", standalone_mode=False)
+        if rc == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into Exit(130) and returns its code
+            _fail("interrupted", EXIT_INTERRUPTED)
+        if isinstance(rc, int) and rc:
+            raise SystemExit(rc)
     except UpvidError as e:
         _fail(f"error: {e}", e.exit_code)
     except KeyboardInterrupt:

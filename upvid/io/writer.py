@@ -36,6 +36,19 @@ _QUALITY_OPTS = {
 _SWS_CS = {1: "itu709", 4: "fcc", 5: "itu601", 6: "itu601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 
 
+#: Audio codecs that players accept in MP4 (FFmpeg can mux more, e.g. Vorbis, that few players read).
+_MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mp2"}
+
+
+def _copyable(codec: str, kind: str, out: av.container.OutputContainer) -> bool:
+    """Whether ``codec`` can be stream-copied into ``out`` and played back."""
+    if codec not in out.supported_codecs:
+        return False
+    if kind == "audio" and out.format.name == "mp4":
+        return codec in _MP4_AUDIO
+    return True
+
+
 def _err(e: av.error.FFmpegError) -> str:
     return e.strerror or str(e)
 
@@ -179,12 +192,13 @@ class VideoWriter:
     def _open_aux(self) -> None:
         self._aux_in = open_input(self.info.path)
         supported = self.out.supported_codecs
+        has_opus = "opus" in supported and self.out.format.name != "mp4"
         for si in self.info.others:
             src = self._aux_in.streams[si.index]
             name = src.codec_context.name if src.codec_context else None
             if src.type not in ("audio", "subtitle") or name is None:
                 continue
-            if name in supported:
+            if _copyable(name, src.type, self.out):
                 try:
                     dst = self.out.add_stream_from_template(src)
                     dst.metadata.update(src.metadata)
@@ -194,7 +208,7 @@ class VideoWriter:
                 except (ValueError, av.error.FFmpegError) as e:
                     log.warning("stream #%d (%s): cannot copy (%s)", si.index, name, e)
             if src.type == "audio":
-                target = "aac" if "aac" in supported else ("libopus" if "opus" in supported else self.out.default_audio_codec)
+                target = "libopus" if has_opus and "aac" not in supported else ("aac" if "aac" in supported else self.out.default_audio_codec)
                 rate = src.codec_context.sample_rate
                 if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
                     rate = 48000

@@ -1,0 +1,193 @@
+"""Engine: tiles, chunks, clips and temporal padding give the same result as whole-frame, whole-sequence runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from upvid.engine import Engine, EngineConfig, upscale_frames
+from upvid.engine.temporal import crossfade_weights, reflect_index, window_indices
+from upvid.engine.tiles import run_tiled, tile_starts
+from upvid.errors import OutOfMemoryError, UsageError
+from upvid.models.registry import ModelRecord, Upscaler, load_model
+
+
+def _frames(n: int, h: int = 36, w: int = 52, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_tile_starts_cover_and_overlap():
+    for length in range(20, 300, 7):
+        for tile, ov in [(16, 4), (64, 16), (48, 20)]:
+            starts = tile_starts(length, tile, ov)
+            size = min(tile, length)
+            assert starts[0] == 0 and starts[-1] + size == length
+            for a, b in zip(starts, starts[1:]):
+                assert a + size - b >= min(ov, size)  # neighbours overlap by at least `ov`
+    with pytest.raises(ValueError):
+        tile_starts(100, 16, 16)
+
+
+def test_tiled_equals_untiled_bicubic():
+    """Bicubic has a 2-px receptive field: with a >= 2 px zero-weight margin, tiles are exact."""
+    model = load_model("bicubic", 3)
+    x = torch.rand(1, 1, 3, 61, 83)
+    whole = model(x)
+    for tile, ov in [(16, 8), (24, 12), (40, 16)]:
+        tiled = run_tiled(model, x, 3, tile, ov, tile_batch=3)
+        assert (tiled - whole).abs().max().item() < 1e-4, (tile, ov)
+
+
+class _ConvNet(nn.Module):
+    """A deterministic receptive-field-5 network: 2 convs then bicubic x2 (per frame)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(x + 0.1 * self.c2(torch.relu(self.c1(x))), scale_factor=2, mode="bicubic")
+
+
+def test_tiled_equals_untiled_conv_model_with_enough_margin():
+    rec = ModelRecord(name="conv", arch="-", family="sliding-window", scale=2, frames=1)
+    model = Upscaler(_ConvNet(), rec)
+    x = torch.rand(2, 1, 3, 50, 70)
+    whole = model(x)
+    tiled = run_tiled(model, x, 2, 24, 16, margin=4)
+    assert (tiled - whole).abs().max().item() < 1e-4
+    # a margin smaller than the receptive field is visibly wrong: the test can fail
+    bad = run_tiled(model, x, 2, 24, 16, margin=0)
+    assert (bad - whole).abs().max().item() > 1e-3
+
+
+class _WindowMean(nn.Module):
+    """Sliding window of N frames -> weighted temporal mean, x2 nearest. Order-sensitive weights."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = torch.arange(1, x.shape[1] + 1, dtype=x.dtype).view(1, -1, 1, 1, 1)
+        y = (x * w).sum(1) / w.sum()
+        return nn.functional.interpolate(y, scale_factor=2, mode="nearest")
+
+
+def _sliding(frames: int = 5) -> Upscaler:
+    return Upscaler(_WindowMean(), ModelRecord(name="win", arch="-", family="sliding-window", scale=2, frames=frames))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 11])
+def test_sliding_window_chunked_equals_whole_and_reflects(n):
+    frames = _frames(n)
+    model = _sliding(5)
+    whole = list(upscale_frames(model, frames, chunk=n + 5))
+    chunked = list(upscale_frames(model, frames, chunk=2))
+    assert len(whole) == len(chunked) == n
+    for a, b in zip(whole, chunked):
+        assert np.abs(a.astype(int) - b).max() == 0
+    # independent expectation: frame i is the weighted mean over reflect-padded neighbours
+    t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    for i in range(n):
+        idx = [reflect_index(j, n) for j in range(i - 2, i + 3)]
+        exp = model(t[idx][None])[0, 0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+        assert np.array_equal(exp, whole[i]), i
+
+
+def test_reflect_index():
+    assert [reflect_index(j, 5) for j in range(-3, 8)] == [3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1]
+    assert reflect_index(-2, 1) == 0 and reflect_index(3, 2) == 1
+    assert window_indices(0, 5, None, 1) is None  # needs frame 2 which is not decoded yet
+    assert window_indices(0, 5, None, 2) == [2, 1, 0, 1, 2]
+
+
+class _ClipMean(nn.Module):
+    """Recurrent stand-in whose output depends on the whole clip (clip mean + frame)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = nn.functional.interpolate(x.flatten(0, 1), scale_factor=2, mode="nearest").unflatten(0, x.shape[:2])
+        return 0.5 * up + 0.5 * x.mean(dim=1, keepdim=True).repeat_interleave(2, -1).repeat_interleave(2, -2)
+
+
+class _PerFrame(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(x.flatten(0, 1), scale_factor=2, mode="bicubic").unflatten(0, x.shape[:2])
+
+
+def _recurrent(net: nn.Module, frames: int = 6, overlap: int = 2) -> Upscaler:
+    return Upscaler(net, ModelRecord(name="rec", arch="-", family="recurrent", scale=2, frames=frames, overlap=overlap))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 6, 7, 10, 13, 25])
+@pytest.mark.parametrize("clip,overlap", [(6, 2), (4, 0), (5, 4), (3, 1)])
+def test_recurrent_clips_one_output_per_frame_in_order(n, clip, overlap):
+    frames = _frames(n, 12, 16, seed=n)
+    per_frame = _recurrent(_PerFrame())
+    out = list(upscale_frames(per_frame, frames, chunk=clip, overlap=overlap))
+    whole = list(upscale_frames(per_frame, frames, chunk=10**6, overlap=0))
+    assert len(out) == n
+    for a, b in zip(out, whole):  # a frame-local model must be unaffected by clipping and cross-fades
+        assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_recurrent_crossfade_blends_both_clips():
+    frames = _frames(10, 8, 8)
+    model = _recurrent(_ClipMean(), 6, 2)
+    out = list(Engine(model, EngineConfig(chunk=6, overlap=2)).run(frames))
+    t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    a = model(t[0:6][None])[0]
+    b = model(t[4:10][None])[0]  # last clip reaches back to a full 6 frames
+    w = crossfade_weights(2)
+    exp4 = (a[4] * w[0] + b[0] * (1 - w[0])).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    exp2 = a[2].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    exp9 = b[5].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    assert np.abs(out[4].astype(int) - exp4).max() <= 1
+    assert np.array_equal(out[2], exp2) and np.array_equal(out[9], exp9)
+
+
+def test_config_validation():
+    model = _recurrent(_PerFrame())
+    with pytest.raises(UsageError):
+        EngineConfig.for_model(model, chunk=4, overlap=4)
+    with pytest.raises(UsageError):
+        EngineConfig.for_model(model, tile=16, tile_overlap=16)
+    cfg = EngineConfig.for_model(model)
+    assert (cfg.chunk, cfg.overlap) == (6, 2)
+
+
+class _OomAbove(nn.Module):
+    """Raises an out-of-memory RuntimeError when a tile is larger than ``limit`` px."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.calls: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(x.shape[-1])
+        if x.shape[-1] * x.shape[-2] > self.limit**2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return nn.functional.interpolate(x.flatten(0, 1), scale_factor=2, mode="bicubic").unflatten(0, x.shape[:2])
+
+
+def test_oom_backs_off_to_smaller_tiles_without_losing_frames():
+    net = _OomAbove(70)
+    model = _recurrent(net, 4, 1)
+    frames = _frames(7, 128, 128)
+    eng = Engine(model, EngineConfig(chunk=4, overlap=1, tile=0, tile_overlap=16))
+    out = list(eng.run(frames))
+    assert len(out) == 7 and eng.times.oom_retries >= 1 and eng.cfg.tile <= 70
+    ref = list(upscale_frames(_recurrent(_PerFrame(), 4, 1), frames))
+    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(out, ref)) <= 1
+    with pytest.raises(OutOfMemoryError):
+        list(Engine(_recurrent(_OomAbove(8), 4, 1), EngineConfig(chunk=4, overlap=1)).run(frames))
+
+
+def test_uint16_frames_round_trip():
+    model = load_model("bicubic", 2)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 65536, (10, 12, 3), dtype=np.uint16) for _ in range(2)]
+    out = list(upscale_frames(model, frames))
+    assert out[0].dtype == np.uint16 and out[0].shape == (20, 24, 3)
