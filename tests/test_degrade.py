@@ -18,7 +18,8 @@ from upvid.degrade import bd_degrade, bi_degrade, gaussian_kernel, imresize, mod
 from upvid.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imresize"
-VID4_GT = Path(os.environ.get("UPVID_VID4_GT", "/work/shared/data/vid4/GT"))
+SHARED = Path(os.environ.get("UPVID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+VID4_GT = SHARED / "vid4" / "GT"
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_size_argument_and_errors() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not VID4_GT.is_dir(), reason=f"Vid4 ground truth not found at {VID4_GT} (set UPVID_VID4_GT)")
+@pytest.mark.skipif(not VID4_GT.is_dir(), reason=f"Vid4 ground truth not found at {VID4_GT} (set UPVID_SHARED_DATA)")
 def test_vid4_bicubic_matches_literature() -> None:
     """Bicubic x4 on Vid4 (BI): 23.78 dB PSNR-Y / 0.6347 SSIM-Y in BasicVSR, EDVR, TDAN... tables.
 
