@@ -87,8 +87,8 @@ MATLAB_BICUBIC = "matlab-bicubic"
 Degradation = Literal["BI", "BD"]
 
 #: The "Bicubic" rows of the literature (x4, PSNR-Y dB / SSIM-Y), as tabulated in BasicVSR
-#: (Chan et al., CVPR 2021) and the VSR surveys that copy it. Only entries checked against two
-#: public copies are listed; Vid4 BI is reproduced by ``matlab-bicubic`` to 0.01 dB.
+#: (Chan et al., CVPR 2021) and the VSR surveys that copy it (Vid4 BI seen in two public copies,
+#: Vimeo-90K-T BI in one). Vid4 BI is reproduced by ``matlab-bicubic`` to 0.01 dB.
 PUBLISHED_BASELINES: dict[tuple[str, str], tuple[float, float]] = {
     ("vid4", "BI"): (23.78, 0.6347),
     ("vimeo90k-t", "BI"): (31.32, 0.8684),
