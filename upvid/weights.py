@@ -56,6 +56,11 @@ def _hf_home() -> Path:
     return Path(os.environ.get("HF_HOME", constants.HF_HOME))
 
 
+def hub_cache_dir() -> Path:
+    """The Hugging Face Hub cache: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub`` (read at call time)."""
+    return Path(os.environ["HF_HUB_CACHE"]) if os.environ.get("HF_HUB_CACHE") else _hf_home() / "hub"
+
+
 def converted_dir() -> Path:
     """Where converted safetensors live: ``$HF_HOME/upvid/converted``."""
     return _hf_home() / "upvid" / "converted"
@@ -146,8 +151,12 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def locate(spec: dict[str, Any], weights_dir: Path | None = None, *, download: bool = True) -> Path | None:
+def locate(
+    spec: dict[str, Any], weights_dir: Path | None = None, *, download: bool = True, force: bool = False
+) -> Path | None:
     """Find (and if allowed, download) the raw checkpoint file of one spec, without verifying it.
+
+    ``force`` re-downloads a cached file (used once when a cached copy fails its sha256).
 
     Returns:
         The path, or ``None`` if it is not available locally and ``download`` is False.
@@ -169,6 +178,7 @@ def locate(spec: dict[str, Any], weights_dir: Path | None = None, *, download: b
             return Path(hf_hub_download(
                 spec["repo_id"], spec["filename"], revision=spec.get("revision"),
                 local_files_only=not download or _offline(), endpoint=os.environ.get("HF_ENDPOINT"),
+                cache_dir=hub_cache_dir(), force_download=force and download and not _offline(),
             ))
         except LocalEntryNotFoundError as e:
             if not download:
@@ -182,7 +192,7 @@ def locate(spec: dict[str, Any], weights_dir: Path | None = None, *, download: b
     if spec.get("url"):
         tag = spec.get("sha256") or spec.get("sha256_prefix") or hashlib.sha256(spec["url"].encode()).hexdigest()[:16]
         dest = url_cache_dir() / f"{tag[:16]}-{name}"
-        if dest.is_file():
+        if dest.is_file() and not (force and download and not _offline()):
             return dest
         if not download:
             return None
@@ -194,6 +204,11 @@ def locate(spec: dict[str, Any], weights_dir: Path | None = None, *, download: b
             raise WeightsError(f"cannot download {name} from {spec['url']}: {str(e).splitlines()[0]}") from e
         return dest
     raise WeightsError(f"{name}: not found in the weights folder and the record has no repo_id or url")
+
+
+def _in_local_dir(path: Path, weights_dir: Path | None) -> bool:
+    folder = weights_dir or os.environ.get("UPVID_WEIGHTS_DIR")
+    return bool(folder) and Path(folder).resolve() in path.resolve().parents
 
 
 def _read_raw(path: Path, spec: dict[str, Any]) -> dict[str, Tensor]:
@@ -233,7 +248,14 @@ def _resolve(record: ModelRecord, weights_dir: Path | None) -> tuple[dict[str, T
     if not specs:
         raise WeightsError(f"model {record.name!r} has no weights record")
     main = locate(specs[0], weights_dir)
-    target = converted_path(record, verify(main, specs[0]))
+    try:
+        digest = verify(main, specs[0])
+    except WeightsError:
+        if _in_local_dir(main, weights_dir) or _offline():
+            raise
+        main = locate(specs[0], weights_dir, force=True)  # a corrupt cached download: fetch it again once
+        digest = verify(main, specs[0])
+    target = converted_path(record, digest)
     if target.is_file():
         return load_file(str(target)), target
     sd = _read_raw(main, specs[0])
