@@ -1,0 +1,75 @@
+"""Command line: ``upvid IN OUT [options]``, ``upvid models``, ``upvid bench``, ``upvid degrade``.
+
+One module per command; this one maps errors raised anywhere as :class:`upvid.errors.UpvidError`
+to one line on stderr and the exit code of their class (see :mod:`upvid.errors`). stdout carries
+only machine-readable output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+from upvid.cli import bench, degrade, models, upscale  # noqa: F401  (register the commands)
+from upvid.cli.app import COMMANDS, app
+from upvid.errors import EXIT_INTERRUPTED, UpvidError
+
+__all__ = ["app", "main"]
+
+
+def _install_sigterm() -> None:
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: maps errors to one stderr line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):
+        args.insert(0, "upscale")  # `upvid IN OUT ...` without the subcommand word
+    if args and args[0] == "--version":
+        from upvid import __version__
+
+        print(f"upvid {__version__}")
+        raise SystemExit(0)
+    logging.basicConfig(level=logging.WARNING, format="upvid: warning: %(message)s", stream=sys.stderr)
+    _install_sigterm()
+    try:
+        rc = app(args=args, prog_name="upvid", standalone_mode=False)
+        if rc == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into Exit(130) and returns its code
+            _fail("interrupted", EXIT_INTERRUPTED)
+        if isinstance(rc, int) and rc:
+            raise SystemExit(rc)
+    except UpvidError as e:
+        _fail(f"error: {e}", e.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception as e:
+        if type(e).__name__ == "Abort":  # click/typer's Ctrl-C at a prompt
+            _fail("interrupted", EXIT_INTERRUPTED)
+        if hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int):  # click/typer usage
+            cmd = args[0] if args and args[0] in COMMANDS else ""
+            _fail(f"usage error: {e.format_message()} (see 'upvid {cmd} --help'.)".replace("  ", " "), e.exit_code)
+        if os.environ.get("UPVID_DEBUG"):
+            raise
+        _fail(f"internal error: {type(e).__name__}: {e} (set UPVID_DEBUG=1 for a traceback)", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    """Print ``upvid: <message>`` as one line on stderr and exit with ``code``."""
+    sys.stderr.write("upvid: " + " ".join(message.split()) + "\n")
+    sys.stderr.flush()
+    raise SystemExit(code) from None
+
+
+if __name__ == "__main__":
+    main()
