@@ -212,6 +212,9 @@ class SpyNet(nn.Module):
         """
         if ref.shape != supp.shape:
             raise ValueError(f"SpyNet: ref {tuple(ref.shape)} and supp {tuple(supp.shape)} differ")
+        if torch.is_autocast_enabled(ref.device.type):  # flows stay fp32 under mixed precision
+            with torch.autocast(ref.device.type, enabled=False):
+                return self.forward(ref.float(), supp.float())
         h, w = ref.shape[-2:]
         w_up = math.floor(math.ceil(w / 32.0) * 32.0)
         h_up = math.floor(math.ceil(h / 32.0) * 32.0)
