@@ -191,3 +191,15 @@ def test_uint16_frames_round_trip():
     frames = [rng.integers(0, 65536, (10, 12, 3), dtype=np.uint16) for _ in range(2)]
     out = list(upscale_frames(model, frames))
     assert out[0].dtype == np.uint16 and out[0].shape == (20, 24, 3)
+
+
+def test_planner_tile_for_budget():
+    from upvid.engine.planner import plan, tile_for_budget
+
+    # 1 GB budget, 1000 B/px/frame, 10 frames: 100k px -> 316 px, rounded down to 312
+    assert tile_for_budget(1e9, 1000, 10, 1080, 1920) == 312
+    assert tile_for_budget(1e12, 1000, 10, 1080, 1920) == 0  # whole frame fits
+    assert tile_for_budget(1.0, 1000, 10, 1080, 1920) == 8  # never below the multiple
+    model = load_model("bicubic", 2)
+    p = plan(model, torch.device("cpu"), torch.float32, 1, 100, 100, default_tile=64, default_chunk=8)
+    assert (p.tile, p.chunk) == (64, 8)  # CPU keeps the defaults; the OOM back-off covers the rest

@@ -45,6 +45,8 @@ class EngineConfig:
     tile_batch: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
+    auto_tile: bool = False
+    auto_chunk: bool = False
 
     @classmethod
     def for_model(
@@ -64,6 +66,8 @@ class EngineConfig:
             UsageError: inconsistent values (overlap >= chunk, negative sizes).
         """
         rec = model.record
+        auto_tile = tile is None
+        auto_chunk = chunk is None and rec.family == "sliding-window"
         if rec.family == "recurrent":
             chunk = rec.frames if chunk is None else chunk
             overlap = rec.overlap if overlap is None else overlap
@@ -81,7 +85,7 @@ class EngineConfig:
         if tile and tile_overlap >= tile:
             raise UsageError(f"--tile-overlap ({tile_overlap}) must be smaller than --tile ({tile})")
         return cls(chunk=chunk, overlap=overlap, tile=tile, tile_overlap=tile_overlap,
-                   device=torch.device(device), dtype=dtype)
+                   device=torch.device(device), dtype=dtype, auto_tile=auto_tile, auto_chunk=auto_chunk)
 
 
 @dataclass
@@ -113,15 +117,45 @@ class Engine:
         self.model = model
         self.cfg = config
         self.times = StageTimes()
+        self._planned = False
+        self._pinned: dict[tuple, Tensor] = {}
+
+    def _plan(self, height: int, width: int) -> None:
+        """Once, at the first frame: let the planner size tiles (and windows per batch) on CUDA."""
+        self._planned = True
+        if self.cfg.device.type != "cuda" or not (self.cfg.auto_tile or self.cfg.auto_chunk):
+            return
+        from upvid.engine.planner import plan
+
+        frames = self.cfg.chunk if self.model.family == "recurrent" else self.model.record.frames
+        p = plan(self.model, self.cfg.device, self.cfg.dtype, frames, height, width, self.cfg.tile, self.cfg.chunk)
+        if self.cfg.auto_tile:
+            self.cfg.tile = p.tile
+            if p.tile:
+                self.cfg.tile_overlap = min(self.cfg.tile_overlap, p.tile // 4)
+        if self.cfg.auto_chunk:
+            self.cfg.chunk = p.chunk
 
     # -- tensor helpers ------------------------------------------------------------------
     def _to_tensor(self, frames: list[np.ndarray]) -> Tensor:
         """``T x (H, W, 3)`` uint8/uint16 -> ``(T, 3, H, W)`` float32 in [0, 1] on the device."""
-        arr = np.stack(frames)
-        peak = 65535.0 if arr.dtype == np.uint16 else 255.0
-        t = torch.from_numpy(arr.astype(np.int32) if arr.dtype == np.uint16 else arr)
-        if self.cfg.device.type == "cuda":
-            t = t.pin_memory().to(self.cfg.device, non_blocking=True)
+        if not self._planned:
+            self._plan(*frames[0].shape[:2])
+        deep = frames[0].dtype == np.uint16
+        peak = 65535.0 if deep else 255.0
+        if self.cfg.device.type == "cuda":  # reused pinned staging buffer, async copy, convert on the GPU
+            key = (len(frames), *frames[0].shape, deep)
+            buf = self._pinned.get(key)
+            if buf is None:
+                buf = torch.empty(key[:-1], dtype=torch.int32 if deep else torch.uint8).pin_memory()
+                self._pinned = {key: buf}
+            torch.cuda.current_stream(self.cfg.device).synchronize()  # the previous copy has left the buffer
+            for i, f in enumerate(frames):
+                buf[i].copy_(torch.from_numpy(f.astype(np.int32) if deep else f))
+            t = buf.to(self.cfg.device, non_blocking=True)
+        else:
+            arr = np.stack(frames)
+            t = torch.from_numpy(arr.astype(np.int32) if deep else arr)
         return t.permute(0, 3, 1, 2).float().div_(peak)
 
     @staticmethod
