@@ -36,6 +36,8 @@ class EngineConfig:
         tile_batch: tiles per model call.
         device: torch device.
         dtype: compute precision (autocast when not fp32).
+        auto_tile, auto_chunk: let the planner size tiles / window batches (CUDA).
+        compile: ``torch.compile`` the network (worth it for long videos on CUDA).
     """
 
     chunk: int
@@ -47,6 +49,7 @@ class EngineConfig:
     dtype: torch.dtype = torch.float32
     auto_tile: bool = False
     auto_chunk: bool = False
+    compile: bool = False
 
     @classmethod
     def for_model(
@@ -59,6 +62,7 @@ class EngineConfig:
         tile_overlap: int | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        compile: bool = False,
     ) -> EngineConfig:
         """Defaults from the model's record (clip length/overlap, tile), overridden by arguments.
 
@@ -85,7 +89,8 @@ class EngineConfig:
         if tile and tile_overlap >= tile:
             raise UsageError(f"--tile-overlap ({tile_overlap}) must be smaller than --tile ({tile})")
         return cls(chunk=chunk, overlap=overlap, tile=tile, tile_overlap=tile_overlap,
-                   device=torch.device(device), dtype=dtype, auto_tile=auto_tile, auto_chunk=auto_chunk)
+                   device=torch.device(device), dtype=dtype, auto_tile=auto_tile, auto_chunk=auto_chunk,
+                   compile=compile)
 
 
 @dataclass
@@ -119,6 +124,7 @@ class Engine:
         self.times = StageTimes()
         self._planned = False
         self._pinned: dict[tuple, Tensor] = {}
+        self._forward_fn = torch.compile(model, dynamic=True) if config.compile else model
 
     def _plan(self, height: int, width: int) -> None:
         """Once, at the first frame: let the planner size tiles (and windows per batch) on CUDA."""
@@ -168,7 +174,7 @@ class Engine:
 
     def _forward(self, x: Tensor) -> Tensor:
         with autocast(self.cfg.device, self.cfg.dtype):
-            return self.model(x)
+            return self._forward_fn(x)
 
     def infer(self, x: Tensor) -> Tensor:
         """Tiled model call with out-of-memory back-off.
