@@ -186,9 +186,11 @@ class SpyNet(nn.Module):
             ref_pyr.insert(0, F.avg_pool2d(ref_pyr[0], kernel_size=2, stride=2, count_include_pad=False))
             supp_pyr.insert(0, F.avg_pool2d(supp_pyr[0], kernel_size=2, stride=2, count_include_pad=False))
         n, _, h0, w0 = ref_pyr[0].shape
-        flow = ref_pyr[0].new_zeros([n, 2, h0 // 2, w0 // 2])
+        # The coarsest level starts from a zero flow of its own size. (BasicSR upsamples a zero
+        # (h0//2, w0//2) flow: the same zeros, but that fails for a 1-pixel level, i.e. inputs <= 32 px.)
+        flow = ref_pyr[0].new_zeros([n, 2, h0, w0])
         for level in range(len(ref_pyr)):
-            up = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
+            up = flow if level == 0 else F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
             if up.size(2) != ref_pyr[level].size(2):
                 up = F.pad(up, [0, 0, 0, 1], mode="replicate")
             if up.size(3) != ref_pyr[level].size(3):
