@@ -203,3 +203,26 @@ def test_planner_tile_for_budget():
     model = load_model("bicubic", 2)
     p = plan(model, torch.device("cpu"), torch.float32, 1, 100, 100, default_tile=64, default_chunk=8)
     assert (p.tile, p.chunk) == (64, 8)  # CPU keeps the defaults; the OOM back-off covers the rest
+
+
+def test_padding_modes_match_basicsr_generate_frame_indices():
+    from upvid.engine.temporal import pad_index
+
+    def win(c, n, mode, r=2):
+        return [pad_index(j, c, r, n, mode) for j in range(c - r, c + r + 1)]
+
+    assert win(0, 10, "reflection_circle") == [4, 3, 0, 1, 2]
+    assert win(9, 10, "reflection_circle") == [7, 8, 9, 6, 5]
+    assert win(0, 10, "reflect") == [2, 1, 0, 1, 2]
+    assert win(9, 10, "replicate") == [7, 8, 9, 9, 9]
+    assert all(0 <= j < 2 for j in win(0, 2, "reflection_circle"))  # short sequences stay in range
+
+
+def test_reflection_circle_streams_like_whole():
+    frames = _frames(9)
+    rec = ModelRecord(name="w", arch="-", family="sliding-window", scale=2, frames=5, temporal_padding="reflection_circle")
+    model = Upscaler(_WindowMean(), rec)
+    out = list(upscale_frames(model, frames, chunk=1))
+    t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    exp = model(t[[6, 7, 8, 5, 4]][None])[0, 0]
+    assert np.array_equal(out[8], exp.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy())

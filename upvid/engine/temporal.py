@@ -17,14 +17,43 @@ def reflect_index(i: int, n: int) -> int:
     return period - i if i >= n else i
 
 
-def window_indices(centre: int, frames: int, n: int | None, last_known: int) -> list[int] | None:
-    """Input indices of the sliding window centred on ``centre``, reflect-padded at both ends.
+PADDINGS = ("reflect", "reflection_circle", "replicate")
+
+
+def pad_index(i: int, centre: int, r: int, n: int, mode: str = "reflect") -> int:
+    """Where an out-of-range window index ``i`` (window ``centre +- r`` of ``n`` frames) reads from.
+
+    Modes (BasicSR's ``generate_frame_indices`` names):
+      - ``reflect``: mirror without repeating the edge (``-1 -> 1``); the default.
+      - ``reflection_circle``: continue past the window's far side, as BasicSR's EDVR test
+        (centre 0, r 2 reads ``[4, 3, 0, 1, 2]``).
+      - ``replicate``: repeat the edge frame.
+
+    Indices are finally clamped into ``[0, n)`` so that very short sequences stay valid.
+    """
+    if 0 <= i < n:
+        return i
+    last = n - 1
+    if mode == "replicate":
+        j = 0 if i < 0 else last
+    elif mode == "reflection_circle":
+        j = centre + r - i if i < 0 else (centre - r) - (i - last)
+        if not 0 <= j < n:
+            j = reflect_index(i, n)
+    else:
+        j = reflect_index(i, n)
+    return min(max(j, 0), last)
+
+
+def window_indices(centre: int, frames: int, n: int | None, last_known: int, mode: str = "reflect") -> list[int] | None:
+    """Input indices of the sliding window centred on ``centre``, padded at both ends.
 
     Args:
         centre: output frame index.
         frames: window length ``2r + 1``.
         n: sequence length if known (the input is exhausted), else ``None``.
         last_known: highest index decoded so far.
+        mode: end padding, see :func:`pad_index`.
 
     Returns:
         The ``frames`` indices, or ``None`` if the window needs frames not decoded yet.
@@ -33,8 +62,13 @@ def window_indices(centre: int, frames: int, n: int | None, last_known: int) -> 
     if n is None:
         if centre + r > last_known:
             return None
-        return [reflect_index(j, 10**9) if j < 0 else j for j in range(centre - r, centre + r + 1)]
-    return [reflect_index(j, n) for j in range(centre - r, centre + r + 1)]
+        n_eff = 10**9  # only the start can be out of range yet
+    else:
+        n_eff = n
+    idx = [pad_index(j, centre, r, n_eff, mode) for j in range(centre - r, centre + r + 1)]
+    if n is None and max(idx) > last_known:  # reflection_circle at the start reads up to 2r ahead
+        return None
+    return idx
 
 
 def crossfade_weights(length: int) -> list[float]:

@@ -235,6 +235,7 @@ class Engine:
     def _run_sliding(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         frames_n = self.model.record.frames
         r = frames_n // 2
+        padding = self.model.record.temporal_padding
         cache: dict[int, np.ndarray] = {}
         n: int | None = None
         last = -1
@@ -243,7 +244,7 @@ class Engine:
         while n is None or centre < n:
             batch: list[list[int]] = []
             while len(batch) < self.cfg.chunk and (n is None or centre + len(batch) < n):
-                idx = window_indices(centre + len(batch), frames_n, n, last)
+                idx = window_indices(centre + len(batch), frames_n, n, last, padding)
                 if idx is None:
                     try:
                         f = next(it)
@@ -271,7 +272,7 @@ class Engine:
                 yield f
                 self.times.frames_out += 1
             centre += len(batch)
-            for j in [j for j in cache if j < centre - r]:
+            for j in [j for j in cache if j < centre - 2 * r]:  # reflection_circle reads 2r back
                 del cache[j]
 
     def _run_recurrent(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

@@ -9,6 +9,7 @@
     scale = 4                       # fixed upscaling factor (bicubic: any, see `scales`)
     frames = 30                     # sliding window: frames in (2N+1); recurrent: clip length
     overlap = 5                     # recurrent: frames shared by consecutive clips
+    temporal_padding = "reflect"    # sliding window ends: reflect | reflection_circle | replicate
     size_multiple = 1               # H and W are reflect-padded up to a multiple of this
     input_range = 1.0               # the network wants RGB in [0, input_range]
     channels = "rgb"                # "rgb", or "y" for luma-only networks
@@ -86,6 +87,7 @@ class ModelRecord:
     overlap: int = 0
     kwargs: dict[str, Any] = field(default_factory=dict)
     scales: list[int] | str | None = None
+    temporal_padding: str = "reflect"
     size_multiple: int = 1
     input_range: float = 1.0
     channels: Literal["rgb", "y"] = "rgb"
