@@ -1,20 +1,29 @@
-"""`upvid upscale IN OUT` (also `upvid IN OUT`): the main job."""
+"""`upvid upscale IN OUT` (also `upvid IN OUT`), and batches: `upvid IN... --output-dir DIR`.
+
+Single job: any error is one line on stderr and its exit code (see :mod:`upvid.errors`).
+Batch: one result line per input on stderr, a ``--json`` summary on stdout, and the exit code
+of the first input that failed (0 if none did; skipped inputs count as success). Errors that
+concern every input (unknown model, weights, bad options) stop the batch at once.
+"""
 
 from __future__ import annotations
 
-import os
+import json
+import logging
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from upvid.cli.app import app, err
-from upvid.cli.app import DEFAULT_MODEL
-from upvid.errors import OutputError, UsageError
+from upvid.cli.app import DEFAULT_MODEL, app, err
+from upvid.errors import OutputError, UpvidError, UsageError
+
+log = logging.getLogger("upvid")
 
 
-def _progress(total: int, quiet: bool):
+def _progress(quiet: bool):
     """A Rich progress bar on stderr, or ``None`` when quiet or stderr is not a terminal."""
     if quiet or not sys.stderr.isatty():
         return None
@@ -22,14 +31,30 @@ def _progress(total: int, quiet: bool):
 
     return Progress(
         TextColumn("[bold]upscaling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]:.2f} fps"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False,
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True,
     )
+
+
+def _parse_fps(text: str) -> Fraction:
+    try:
+        f = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"--fps must be a number or a fraction like 30000/1001, got {text!r}") from None
+    if f <= 0:
+        raise UsageError(f"--fps must be > 0, got {text}")
+    return f
+
+
+def _line(msg: str) -> None:
+    sys.stderr.write("upvid: " + " ".join(msg.split()) + "\n")
+    sys.stderr.flush()
 
 
 @app.command("upscale")
 def upscale(
-    input: Annotated[Path, typer.Argument(help="Input video file.", show_default=False)],
-    output: Annotated[Path, typer.Argument(help="Output video file (container from its suffix).", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(
+        help="IN OUT (a video file or a folder of images each), or with --output-dir any number of inputs "
+        "(video files, folders of videos, folders of images).", show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `upvid models`).")] = DEFAULT_MODEL,
     scale: Annotated[Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -38,56 +63,123 @@ def upscale(
     overlap: Annotated[Optional[int], typer.Option(help="Recurrent: frames shared by consecutive clips.")] = None,
     tile: Annotated[Optional[int], typer.Option(help="Spatial tile in LR pixels (0: whole frame).")] = None,
     tile_overlap: Annotated[Optional[int], typer.Option(help="Tile overlap in LR pixels.")] = None,
-    codec: Annotated[str, typer.Option(help="Video encoder (libx264, libx265, libsvtav1, libvpx-vp9...).")] = "libx264",
+    codec: Annotated[str, typer.Option(help="Video encoder: auto (libvpx-vp9 for .webm, else libx264), libx264, "
+                                            "libx265, libsvtav1, libvpx-vp9...")] = "auto",
     crf: Annotated[int, typer.Option(help="Encoder constant rate factor (quality, lower is better).")] = 18,
     preset: Annotated[str, typer.Option(help="Encoder speed preset.")] = "medium",
-    pix_fmt: Annotated[str, typer.Option("--pix-fmt", help="Output pixel format (yuv420p, yuv420p10le...).")] = "yuv420p",
+    pix_fmt: Annotated[str, typer.Option("--pix-fmt", help="Output pixel format: auto (yuv420p; yuv420p10le for "
+                                         "10-bit sources), yuv420p, yuv444p, yuv420p10le...")] = "auto",
+    bit_depth: Annotated[Optional[int], typer.Option("--bit-depth", help="8 or 10: shorthand for --pix-fmt yuv420p / "
+                                                     "yuv420p10le (PNG output: 8 or 16 bits).")] = None,
+    fps: Annotated[str, typer.Option(help="Frame rate given to image-folder inputs (e.g. 25, 30000/1001).")] = "25",
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Batch: write each input's "
+                                                       "output into this folder (created if missing).")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="Batch: output container (mp4, mkv, mov, webm, "
+                                                  "avi) or png (folders of frames); default: the input's own.")] = None,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted job from its last complete "
+                                         "segment instead of starting over.")] = False,
+    segment_frames: Annotated[int, typer.Option("--segment-frames", help="Frames per resumable segment.")] = 300,
+    segment_seconds: Annotated[float, typer.Option("--segment-seconds", help="Close a segment after this many "
+                                                   "seconds even if it has fewer frames.")] = 60.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary of the results on stdout.")] = False,
     weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local folder searched for checkpoints before the Hub.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
-) -> None:
-    """Upscale IN to OUT, keeping audio, subtitles, timestamps and colour tags."""
-    from upvid.engine import Engine, EngineConfig, resolve_device, resolve_dtype
-    from upvid.engine.pipeline import run_pipeline
-    from upvid.io import VideoWriter, probe, read_frames, unique_temp_path
-    from upvid.models import load_model
+) -> int:
+    """Upscale IN to OUT, keeping audio, subtitles, chapters, timestamps, rotation and colour tags."""
+    from upvid.job import EngineFactory, GlobalError, JobOptions, JobResult, plan_batch, run_job
+    from upvid.engine import resolve_device
 
-    if output.exists() and not overwrite:
-        raise OutputError(f"{output}: exists (use --overwrite to replace it)")
-    if output.exists() and input.exists() and output.resolve() == input.resolve():
-        raise UsageError("output would overwrite the input")
-    if not output.parent.exists():
-        raise OutputError(f"{output.parent}: no such directory")
-    info = probe(input)
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
-    net = load_model(model, scale, weights_dir=weights_dir, device=dev)
-    cfg = EngineConfig.for_model(net, chunk=chunk, overlap=overlap, tile=tile, tile_overlap=tile_overlap, device=dev, dtype=dt)
-    engine = Engine(net, cfg)
-    s = net.scale
-    tmp = unique_temp_path(output)
-    writer = VideoWriter(tmp, info, width=info.width * s, height=info.height * s, codec=codec, crf=crf,
-                         preset=preset, pix_fmt=pix_fmt)
-    progress = _progress(info.frames, quiet)
-    try:
-        if progress is not None:
-            with progress:
-                task = progress.add_task("upscale", total=info.frames or None, fps=0.0)
+    if bit_depth is not None and bit_depth not in (8, 10, 16):
+        raise UsageError(f"--bit-depth must be 8 or 10 (16 for PNG output), got {bit_depth}")
+    if bit_depth is not None and pix_fmt != "auto":
+        raise UsageError("give --bit-depth or --pix-fmt, not both")
+    if bit_depth == 8:
+        pix_fmt = "yuv420p"
+    if segment_frames < 1 or segment_seconds <= 0:
+        raise UsageError("--segment-frames and --segment-seconds must be > 0")
+    opts = JobOptions(model=model, scale=scale, device=device, dtype=dtype, chunk=chunk, overlap=overlap, tile=tile,
+                      tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                      bit_depth=bit_depth, fps=_parse_fps(fps), weights_dir=weights_dir, overwrite=overwrite,
+                      resume=resume, skip_existing=skip_existing, segment_frames=segment_frames,
+                      segment_seconds=segment_seconds)
+    resolve_device(device)  # a bad --device is a usage error before any file is touched
+    if output_dir is None:
+        if len(paths) != 2:
+            raise UsageError(f"give IN OUT, or several inputs with --output-dir DIR (got {len(paths)} paths)")
+        if format is not None:
+            raise UsageError("--format goes with --output-dir (a single OUT's suffix picks its container)")
+        jobs = [(paths[0], paths[1], None)]
+        batch = False
+    else:
+        if output_dir.exists() and not output_dir.is_dir():
+            raise OutputError(f"{output_dir}: not a directory")
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{output_dir}: cannot create ({e.strerror or e})") from e
+        jobs = plan_batch(paths, output_dir, format)
+        batch = True
 
-                def on_frame(n: int) -> None:
-                    elapsed = progress.tasks[task].elapsed or 1e-9
-                    progress.update(task, completed=n, fps=n / elapsed)
+    engines = EngineFactory(opts)
+    results: list[JobResult] = []
+    first_code = 0
+    progress = _progress(quiet)
+    n = len(jobs)
+    for k, (inp, out, problem) in enumerate(jobs, 1):
+        tag = f"[{k}/{n}] " if batch else ""
+        try:
+            if problem is not None:
+                raise problem
+            if progress is not None:
+                with progress:
+                    task = progress.add_task("upscale", total=None, fps=0.0)
 
-                stats = run_pipeline(read_frames(input, info), engine, writer.write, on_frame=on_frame)
-        else:
-            stats = run_pipeline(read_frames(input, info), engine, writer.write)
-        writer.close()
-        os.replace(tmp, output)
-    except BaseException:
-        writer.abort()
-        tmp.unlink(missing_ok=True)
-        raise
-    if not quiet:
-        err.print(f"upvid: {output}: {stats.frames} frames, {info.width}x{info.height} -> "
-                  f"{info.width * s}x{info.height * s} ({model}, x{s}, {dev}, {str(dt).removeprefix('torch.')}) "
-                  f"in {stats.total_s:.1f} s, {stats.fps:.2f} fps")
+                    def on_frame(done: int, total: int) -> None:
+                        elapsed = progress.tasks[task].elapsed or 1e-9
+                        progress.update(task, completed=done, total=total or None, fps=done / elapsed)
+
+                    r = run_job(inp, out, opts, engines, on_frame=on_frame)
+            else:
+                r = run_job(inp, out, opts, engines)
+        except GlobalError as g:
+            if json_out:
+                results.append(JobResult(str(inp), str(out) if out else None, "failed", g.error.exit_code, str(g.error)))
+                print(json.dumps(_summary(results), indent=1))
+            raise g.error from None
+        except UpvidError as e:
+            r = JobResult(str(inp), str(out) if out else None, "failed", e.exit_code, " ".join(str(e).split()))
+            if not batch:
+                if json_out:
+                    print(json.dumps(_summary([r]), indent=1))
+                raise
+            first_code = first_code or e.exit_code
+            _line(f"{tag}{inp}: failed (exit {e.exit_code}): {r.error}")
+            results.append(r)
+            continue
+        results.append(r)
+        if r.status == "skipped":
+            if not quiet:
+                _line(f"{tag}{inp} -> {out}: skipped (output exists)")
+        elif not quiet:
+            resumed = f", resumed after {r.resumed_from}" if r.resumed_from else ""
+            fps_ = r.frames / r.seconds if r.seconds else 0.0
+            net = engines.net
+            _line(f"{tag}{inp} -> {out}: ok, {r.frames} frames{resumed}, {r.size} ({model}, x{net.scale}, "
+                  f"{engines.device}, {str(engines.dtype).removeprefix('torch.')}) in {r.seconds:.1f} s, {fps_:.2f} fps")
+    if json_out:
+        print(json.dumps(_summary(results), indent=1))
+    return first_code
+
+
+def _summary(results) -> dict:
+    return {
+        "ok": sum(r.status == "ok" for r in results),
+        "skipped": sum(r.status == "skipped" for r in results),
+        "failed": sum(r.status == "failed" for r in results),
+        "exit_code": next((r.exit_code for r in results if r.status == "failed"), 0),
+        "results": [r.to_dict() for r in results],
+    }
+
+

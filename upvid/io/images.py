@@ -7,11 +7,16 @@ import os
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
 from upvid.errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    from upvid.io.probe import VideoInfo
+    from upvid.io.reader import DecodedFrame
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -42,14 +47,56 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             frame = next(c.decode(video=0))
             deep = any(comp.bits > 8 for comp in frame.format.components)
             return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
-    except (av.error.FFmpegError, StopIteration) as e:
-        raise InputError(f"{path}: cannot decode image ({e})") from e
+    except (av.error.FFmpegError, StopIteration, IndexError, ValueError, OSError) as e:
+        raise InputError(f"{path}: cannot decode image ({getattr(e, 'strerror', None) or e or 'no picture'})") from e
 
 
 def read_image_folder(folder: str | os.PathLike) -> Iterator[np.ndarray]:
     """Yield the frames of an image folder in name order (see :func:`read_image`)."""
     for f in list_images(folder):
         yield read_image(f)
+
+
+def probe_images(folder: str | os.PathLike, fps: Fraction | int = 25) -> "VideoInfo":
+    """Describe an image folder as a video: size and depth from the first image, ``fps`` given.
+
+    Timestamps are frame numbers (time base ``1/fps``); there are no other streams.
+
+    Raises:
+        InputError: not a folder, no image in it, or the first image unreadable.
+    """
+    from upvid.io.probe import VideoInfo
+
+    files = list_images(folder)
+    first = read_image(files[0])
+    fps = Fraction(fps)
+    h, w = first.shape[:2]
+    return VideoInfo(
+        path=Path(folder), container="image2", codec="png", width=w, height=h, fps=fps, time_base=1 / fps,
+        frames=len(files), duration=float(len(files) / fps), start_time=0.0,
+        pix_fmt="rgb48le" if first.dtype == np.uint16 else "rgb24", bit_depth=16 if first.dtype == np.uint16 else 8,
+    )
+
+
+def read_image_frames(info: "VideoInfo", *, high_bit_depth: bool | None = None) -> Iterator["DecodedFrame"]:
+    """Decode an image folder described by :func:`probe_images` as :class:`DecodedFrame` s (pts = index).
+
+    Raises:
+        InputError: an image is unreadable or of another size than the first.
+    """
+    from upvid.io.reader import DecodedFrame
+
+    deep = info.bit_depth > 8 if high_bit_depth is None else high_bit_depth
+    for i, f in enumerate(list_images(info.path)):
+        rgb = read_image(f)
+        if rgb.shape[:2] != (info.height, info.width):
+            raise InputError(f"{f}: {rgb.shape[1]}x{rgb.shape[0]}, but the first image is {info.width}x{info.height}")
+        if deep and rgb.dtype == np.uint8:
+            rgb = rgb.astype(np.uint16) * 257
+        elif not deep and rgb.dtype == np.uint16:
+            rgb = (rgb.astype(np.uint32) + 128) // 257
+            rgb = rgb.astype(np.uint8)
+        yield DecodedFrame(rgb=rgb, pts=i, index=i)
 
 
 def write_image(rgb: np.ndarray, path: str | os.PathLike) -> None:
@@ -69,7 +116,9 @@ def write_image(rgb: np.ndarray, path: str | os.PathLike) -> None:
             c.mux(s.encode(frame))
             c.mux(s.encode(None))
     except (av.error.FFmpegError, OSError) as e:
-        raise OutputError(f"{path}: cannot write image ({e})") from e
+        if getattr(e, "errno", None) == 28:
+            raise OutputError(f"{path}: no space left on device") from e
+        raise OutputError(f"{path}: cannot write image ({getattr(e, 'strerror', None) or e})") from e
 
 
 def encode_clip(

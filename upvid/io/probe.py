@@ -41,7 +41,8 @@ class VideoInfo:
         rotation: display rotation in degrees (counter-clockwise, from the display matrix).
         sample_aspect_ratio: SAR as a Fraction (1 if square or unknown).
         color_primaries, color_trc, colorspace, color_range: codec colour tags (ints, ffmpeg enums).
-        others: the audio, subtitle, data and attachment streams.
+        others: the audio and subtitle streams.
+        stream_index: container index of the video stream (-1: the first video stream).
     """
 
     path: Path
@@ -63,6 +64,7 @@ class VideoInfo:
     colorspace: int = 2
     color_range: int = 0
     others: tuple[StreamInfo, ...] = field(default_factory=tuple)
+    stream_index: int = -1
 
     @property
     def audio(self) -> list[StreamInfo]:
@@ -94,7 +96,20 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
         raise InputError(f"{p}: cannot open ({e.strerror or e})") from e
 
 
-def _bit_depth(pix_fmt: str | None) -> int:
+def video_stream(c: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The first video stream that is not an attached picture (cover art), or ``None``."""
+    for v in c.streams.video:
+        try:
+            if v.disposition & av.stream.Disposition.attached_pic:
+                continue
+        except (AttributeError, TypeError):
+            pass
+        return v
+    return None
+
+
+def bit_depth_of(pix_fmt: str | None) -> int:
+    """Bits per component of a pixel format name (8 if unknown)."""
     if not pix_fmt:
         return 8
     try:
@@ -111,11 +126,15 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         InputError: not readable, or no video stream (e.g. an audio-only file).
     """
     with open_input(path) as c:
-        if not c.streams.video:
+        v = video_stream(c)
+        if v is None:
             kinds = ", ".join(sorted({s.type for s in c.streams})) or "no streams"
+            if c.streams.video:
+                kinds += ", cover art only"
             raise InputError(f"{path}: no video stream ({kinds})")
-        v = c.streams.video[0]
         cc = v.codec_context
+        if cc is None or not cc.name or cc.name == "none":
+            raise InputError(f"{path}: video codec not supported by this FFmpeg build ({v.codec_tag or 'unknown tag'})")
         if not cc.width or not cc.height:
             raise InputError(f"{path}: video stream has no frame size (corrupt or unsupported codec)")
         fps = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
@@ -138,13 +157,14 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         others = tuple(
             StreamInfo(s.index, s.type, s.codec_context.name if s.codec_context else "none", s.language)
             for s in c.streams
-            if s.index != v.index
+            if s.index != v.index and s.type in ("audio", "subtitle")
         )
         return VideoInfo(
             path=Path(path), container=c.format.name, codec=cc.name, width=cc.width, height=cc.height,
             fps=Fraction(fps), time_base=Fraction(tb), frames=int(frames), duration=duration,
-            start_time=start, pix_fmt=cc.pix_fmt or "yuv420p", bit_depth=_bit_depth(cc.pix_fmt),
+            start_time=start, pix_fmt=cc.pix_fmt or "yuv420p", bit_depth=bit_depth_of(cc.pix_fmt),
             rotation=rotation, sample_aspect_ratio=Fraction(v.sample_aspect_ratio or 1) or Fraction(1),
             color_primaries=int(cc.color_primaries), color_trc=int(cc.color_trc),
             colorspace=int(cc.colorspace), color_range=int(cc.color_range), others=others,
+            stream_index=v.index,
         )

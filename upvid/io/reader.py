@@ -55,8 +55,9 @@ def read_frames(
     fmt = "rgb48le" if deep else "rgb24"
     n = 0
     errors = 0
+    resized = False
     with open_input(path) as c:
-        stream = c.streams.video[0]
+        stream = c.streams[info.stream_index] if info.stream_index >= 0 else c.streams.video[0]
         stream.thread_type = "AUTO"
         packets = c.demux(stream)
         while True:
@@ -78,7 +79,14 @@ def read_frames(
                 continue
             for frame in frames:
                 rng = "JPEG" if frame.color_range == 2 or frame.format.name.startswith("yuvj") else None
-                rgb = frame.to_ndarray(format=fmt, src_color_range=rng)
+                if (frame.width, frame.height) != (info.width, info.height):
+                    if not resized:
+                        log.warning("%s: frame size changes mid-stream (%dx%d -> %dx%d); rescaling to the first size",
+                                    path, info.width, info.height, frame.width, frame.height)
+                        resized = True
+                    rgb = frame.to_ndarray(format=fmt, width=info.width, height=info.height, src_color_range=rng)
+                else:
+                    rgb = frame.to_ndarray(format=fmt, src_color_range=rng)
                 yield DecodedFrame(rgb=rgb, pts=frame.pts, index=n)
                 n += 1
     if n == 0:

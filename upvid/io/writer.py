@@ -1,16 +1,29 @@
-"""Encode upscaled frames and mux them with the input's audio/subtitle streams (PyAV).
+"""Encode upscaled frames and mux them with the input's audio/subtitle streams and chapters (PyAV).
 
 Audio and subtitle packets are copied without re-encoding when the output container accepts
-their codec; audio it does not accept is transcoded (AAC for mp4/mov/mkv, Opus for webm);
+their codec; audio it does not accept is transcoded (AAC for mp4/mov/mkv/avi, Opus for webm);
 subtitles it does not accept are dropped with a warning. Copied packets are interleaved with
 the video as it is written (a second demuxer on the input follows the video clock), so memory
-stays bounded and the output plays and seeks like the input.
+stays bounded and the output plays and seeks like the input. Chapters and the container's
+title/language style metadata are copied too.
+
+Two ways to write:
+
+- :class:`VideoWriter` encodes frames straight into one file (video + other streams).
+- Segmented (what ``upvid upscale`` does, for ``--resume``): :class:`VideoWriter` with
+  ``copy_streams=False`` writes numbered video-only segments, and :func:`assemble` copies their
+  packets (no re-encoding) into the final file together with the input's other streams.
+
+Sizes a pixel format cannot hold (odd widths/heights in 4:2:0 or 4:2:2) are padded by repeating
+the last column/row: H.264/HEVC/VP9/AV1 can only crop in whole chroma samples, so an odd size
+cannot be stored in 4:2:0 at all. Use a 4:4:4 ``pix_fmt`` (``yuv444p``) to keep the exact size.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,38 +48,271 @@ _QUALITY_OPTS = {
 # AVColorSpace (codec tag) -> swscale colourspace name for the RGB -> YUV matrix.
 _SWS_CS = {1: "itu709", 4: "fcc", 5: "itu601", 6: "itu601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 
-
 #: Audio codecs that players accept in MP4 (FFmpeg can mux more, e.g. Vorbis, that few players read).
 _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mp2"}
+
+#: Video file suffixes upvid writes as a video (anything else, or no suffix, is an image folder).
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".nut", ".ts", ".mts"}
+
+#: Encoder used when ``codec="auto"``: by output suffix (default libx264).
+_AUTO_CODEC = {".webm": "libvpx-vp9"}
+
+#: Pixel formats with more than 8 bits per component, by encoder (``--bit-depth 10``).
+_DEEP_FMT = {"libx264": "yuv420p10le", "libx265": "yuv420p10le", "libsvtav1": "yuv420p10le",
+             "libvpx-vp9": "yuv420p10le", "libaom-av1": "yuv420p10le", "ffv1": "yuv420p10le"}
+
+#: Muxers keeping subtitles upvid may copy, by codec (FFmpeg's own lists are broader than players').
+_MOV_LIKE = {"mp4", "mov"}
+
+
+def default_codec(suffix: str) -> str:
+    """The encoder ``--codec auto`` picks for an output suffix (``.webm``: VP9, else H.264)."""
+    return _AUTO_CODEC.get(suffix.lower(), "libx264")
+
+
+def encoder_formats(codec: str) -> list[str]:
+    """Pixel formats an encoder accepts.
+
+    Raises:
+        EncodeError: unknown encoder.
+    """
+    try:
+        c = av.codec.Codec(codec, "w")
+    except (ValueError, av.error.FFmpegError) as e:
+        raise EncodeError(f"unknown encoder {codec!r} (see `ffmpeg -encoders`; e.g. libx264, libx265, libsvtav1, libvpx-vp9)") from e
+    if c.type != "video":
+        raise EncodeError(f"{codec!r} is not a video encoder")
+    return [f.name for f in (c.video_formats or [])]
+
+
+def choose_pix_fmt(codec: str, requested: str, bit_depth: int | None, source_bits: int) -> str:
+    """Resolve ``--pix-fmt`` / ``--bit-depth`` for ``codec``.
+
+    ``requested="auto"``: ``yuv420p``, or the encoder's 10-bit 4:2:0 format when ``bit_depth`` is 10
+    or more, or when ``bit_depth`` is ``None`` and the source has more than 8 bits (falling back
+    to 8 bits with a warning if the encoder has no deeper format).
+
+    Raises:
+        EncodeError: unknown encoder, or a format it does not accept.
+        UsageError-like EncodeError: ``bit_depth`` the encoder cannot write.
+    """
+    fmts = encoder_formats(codec)
+    if requested != "auto":
+        if fmts and requested not in fmts:
+            raise EncodeError(f"encoder {codec} does not take --pix-fmt {requested} (it takes {', '.join(fmts)})")
+        return requested
+    want_deep = (bit_depth or 0) > 8 or (bit_depth is None and source_bits > 8)
+    if want_deep:
+        deep = _DEEP_FMT.get(codec, "yuv420p10le")
+        if deep in fmts or not fmts:
+            return deep
+        if bit_depth:
+            raise EncodeError(f"encoder {codec} cannot write {bit_depth}-bit video; use --codec libx265 or libsvtav1")
+        log.warning("encoder %s has no 10-bit format; writing 8-bit yuv420p from the %d-bit source", codec, source_bits)
+    if fmts and "yuv420p" not in fmts:
+        return fmts[0]
+    return "yuv420p"
+
+
+def size_multiple(pix_fmt: str) -> tuple[int, int]:
+    """Width and height multiples a pixel format needs (2, 2 for 4:2:0; 1, 1 for 4:4:4 and RGB)."""
+    try:
+        f = av.VideoFormat(pix_fmt, 1024, 1024)
+    except (ValueError, av.error.FFmpegError):
+        return 1, 1
+    mw = mh = 1
+    for c in f.components:
+        if c.is_chroma and c.width and c.height:
+            mw, mh = max(mw, 1024 // c.width), max(mh, 1024 // c.height)
+    return mw, mh
 
 
 def _copyable(codec: str, kind: str, out: av.container.OutputContainer) -> bool:
     """Whether ``codec`` can be stream-copied into ``out`` and played back."""
     if codec not in out.supported_codecs:
         return False
-    if kind == "audio" and out.format.name == "mp4":
+    name = out.format.name
+    if kind == "audio" and name == "mp4":
         return codec in _MP4_AUDIO
+    if kind == "subtitle":
+        if name in _MOV_LIKE or name.startswith("mov"):
+            return codec == "mov_text"
+        if name == "webm":
+            return codec == "webvtt"
+        if name == "avi":
+            return False
     return True
 
 
-def _err(e: av.error.FFmpegError) -> str:
-    return e.strerror or str(e)
+def _err(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or str(e)
+
+
+def _output_error(path: Path, e: BaseException) -> OutputError:
+    if getattr(e, "errno", None) == 28:
+        return OutputError(f"{path}: no space left on device")
+    return OutputError(f"{path}: {_err(e)}")
+
+
+class _Extras:
+    """The input's audio/subtitle streams and chapters, copied (or transcoded) into ``out``.
+
+    Packets are read by a second demuxer on the input and muxed as the video clock advances
+    (:meth:`pump`), so audio and video interleave without buffering the whole track.
+    """
+
+    def __init__(self, out: av.container.OutputContainer, info: VideoInfo, path: Path) -> None:
+        self.out = out
+        self.path = path
+        self.inp: av.container.InputContainer | None = None
+        self.map: dict[int, tuple[av.stream.Stream, object]] = {}
+        self.pending: av.Packet | None = None
+        self.iter = None
+        if info.container == "image2" or info.path.is_dir():
+            return
+        try:
+            self.inp = open_input(info.path)
+        except Exception as e:  # noqa: BLE001 - the video was readable; extras are best effort
+            log.warning("cannot reopen %s for its audio/subtitles (%s)", info.path, e)
+            return
+        try:
+            chapters = self.inp.chapters()
+            if chapters:
+                out.set_chapters(chapters)
+            for k, v in self.inp.metadata.items():
+                if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands", "creation_time"):
+                    out.metadata[k] = v
+        except Exception as e:  # noqa: BLE001
+            log.warning("cannot copy chapters/metadata (%s)", e)
+        for si in info.others:
+            try:
+                self._add(si.index)
+            except Exception as e:  # noqa: BLE001
+                log.warning("stream #%d (%s): cannot be written; dropped (%s)", si.index, si.codec, _err(e))
+        if self.map:
+            self.iter = self.inp.demux(*[self.inp.streams[i] for i in self.map])
+
+    def _add(self, index: int) -> None:
+        out = self.out
+        src = self.inp.streams[index]
+        name = src.codec_context.name if src.codec_context else None
+        if src.type not in ("audio", "subtitle") or name is None:
+            return
+        if _copyable(name, src.type, out):
+            dst = out.add_stream_from_template(src)
+            dst.metadata.update(src.metadata)
+            dst.disposition = src.disposition
+            self.map[index] = (dst, None)
+            return
+        if src.type != "audio":
+            log.warning("stream #%d: %s subtitles cannot go into %s; dropped", index, name, out.format.name)
+            return
+        supported = out.supported_codecs
+        if out.format.name == "webm":
+            target = "libopus"
+        elif "aac" in supported:
+            target = "aac"
+        else:
+            target = out.default_audio_codec
+        rate = src.codec_context.sample_rate or 48000
+        if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+            rate = 48000
+        layout = src.codec_context.layout.name if src.codec_context.layout else "stereo"
+        if target == "libopus" and src.codec_context.channels > 2:
+            layout = "stereo"
+        dst = out.add_stream(target, rate=rate)
+        dst.layout = layout
+        dst.metadata.update(src.metadata)
+        fsize = dst.codec_context.frame_size or 1024
+        resampler = av.AudioResampler(format=dst.codec_context.format or "fltp", layout=layout, rate=rate,
+                                      frame_size=fsize if not target.startswith("pcm") else None)
+        log.info("stream #%d: %s not accepted by the container; transcoding to %s", index, name, target)
+        self.map[index] = (dst, resampler)
+
+    def _mux(self, packet: av.Packet) -> None:
+        dst, resampler = self.map[packet.stream.index]
+        if resampler is None:
+            if packet.dts is None and packet.pts is None:
+                return
+            packet.stream = dst
+            try:
+                self.out.mux(packet)
+            except av.error.FFmpegError as e:
+                if getattr(e, "errno", None) == 28:
+                    raise _output_error(self.path, e) from e
+                log.warning("skipping a %s packet the muxer refused (%s)", dst.type, _err(e))
+            return
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as e:
+            log.warning("skipping an undecodable audio packet (%s)", _err(e))
+            return
+        for frame in frames:
+            frame.pts = None
+            for rf in resampler.resample(frame):
+                self.out.mux(dst.encode(rf))
+
+    def pump(self, until: float | None) -> None:
+        """Mux copied packets up to ``until`` seconds (all remaining if ``None``)."""
+        while self.iter is not None:
+            pkt = self.pending
+            self.pending = None
+            if pkt is None:
+                try:
+                    pkt = next(self.iter)
+                except StopIteration:
+                    self.iter = None
+                    return
+                except av.error.FFmpegError as e:
+                    log.warning("stopping audio/subtitle copy at a demux error (%s)", _err(e))
+                    self.iter = None
+                    return
+            if pkt.size == 0 and pkt.pts is None:
+                continue  # flush packet
+            t = pkt.pts if pkt.pts is not None else pkt.dts
+            if until is not None and t is not None and float(t * pkt.time_base) > until + 0.5:
+                self.pending = pkt
+                return
+            self._mux(pkt)
+
+    def finish(self) -> None:
+        """Mux what is left and flush the audio encoders."""
+        self.pump(None)
+        for dst, resampler in self.map.values():
+            if resampler is not None:
+                try:
+                    for rf in resampler.resample(None):
+                        self.out.mux(dst.encode(rf))
+                    self.out.mux(dst.encode(None))
+                except av.error.FFmpegError as e:
+                    if getattr(e, "errno", None) == 28:
+                        raise _output_error(self.path, e) from e
+                    log.warning("audio encoder flush failed (%s)", _err(e))
+
+    def close(self) -> None:
+        if self.inp is not None:
+            try:
+                self.inp.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.inp = None
 
 
 class VideoWriter:
-    """Write RGB frames as a video stream plus the input's other streams.
+    """Write RGB frames as a video stream plus (optionally) the input's other streams.
 
     Args:
         path: output file (a temporary name; the caller renames it on success). Its suffix picks
             the container unless ``container_format`` is given.
         info: the probed input (timing, colour tags, rotation, SAR, other streams).
-        width, height: output frame size.
-        codec: encoder name (``libx264``, ``libx265``, ``libsvtav1``, ``libvpx-vp9``, ...).
+        width, height: output frame size (padded to what ``pix_fmt`` needs, see the module doc).
+        codec: encoder name (``libx264``, ``libx265``, ``libsvtav1``, ``libvpx-vp9``, ...; ``auto``
+            picks by suffix).
         crf: constant rate factor (quality; lower is better).
         preset: encoder speed preset (x264/x265 names; a number for SVT-AV1).
         pix_fmt: encoder pixel format (``yuv420p``, ``yuv420p10le``, ...).
         container_format: FFmpeg muxer name, default from ``path``'s suffix.
-        copy_streams: mux the input's audio/subtitle streams.
+        copy_streams: mux the input's audio/subtitle streams and chapters.
 
     Raises:
         OutputError: the file cannot be created.
@@ -90,36 +336,44 @@ class VideoWriter:
         self.info = info
         self.path = Path(path)
         self.width, self.height = width, height
+        if codec == "auto":
+            codec = default_codec(self.path.suffix)
+        fmts = encoder_formats(codec)
+        if fmts and pix_fmt not in fmts:
+            raise EncodeError(f"encoder {codec} does not take pixel format {pix_fmt} (it takes {', '.join(fmts)})")
+        mw, mh = size_multiple(pix_fmt)
+        self.enc_width = -(-width // mw) * mw
+        self.enc_height = -(-height // mh) * mh
+        if (self.enc_width, self.enc_height) != (width, height):
+            log.warning("%dx%d is not a size %s can store; padding to %dx%d (repeating the last column/row; "
+                        "--pix-fmt yuv444p keeps the exact size)", width, height, pix_fmt, self.enc_width, self.enc_height)
+        self.extras: _Extras | None = None
         try:
             self.out = av.open(str(path), "w", format=container_format)
         except av.error.FFmpegError as e:
             raise OutputError(f"{path}: cannot create ({_err(e)})") from e
-        except ValueError as e:
-            raise OutputError(f"{path}: unknown output container ({e})") from e
+        except (ValueError, OSError) as e:
+            raise OutputError(f"{path}: cannot create ({_err(e)})") from e
         try:
             self._add_video(codec, crf, preset, pix_fmt)
+            if copy_streams and (info.others or info.container != "image2"):
+                self.extras = _Extras(self.out, info, self.path)
         except BaseException:
             self.abort()
             raise
-        self._aux_in: av.container.InputContainer | None = None
-        self._map: dict[int, tuple[av.stream.Stream, object]] = {}
-        if copy_streams and info.others:
-            self._open_aux()
-        self._pending: av.Packet | None = None
-        self._aux_iter = self._aux_in.demux(*[self._aux_in.streams[i] for i in self._map]) if self._map else None
         self._frame_index = 0
         self._last_pts: int | None = None
+        self.frames = 0
 
     # -- video -------------------------------------------------------------------------
     def _add_video(self, codec: str, crf: int | None, preset: str | None, pix_fmt: str) -> None:
         info = self.info
-        try:
-            av.codec.Codec(codec, "w")
-        except (ValueError, av.error.FFmpegError) as e:
-            raise EncodeError(f"unknown encoder {codec!r}") from e
         rate = info.fps.limit_denominator(1001000) if info.fps else Fraction(25)
-        s = self.out.add_stream(codec, rate=rate)
-        s.width, s.height = self.width, self.height
+        try:
+            s = self.out.add_stream(codec, rate=rate)
+        except (ValueError, av.error.FFmpegError) as e:
+            raise EncodeError(f"{self.out.format.name} cannot hold {codec} video ({_err(e)})") from e
+        s.width, s.height = self.enc_width, self.enc_height
         s.pix_fmt = pix_fmt
         s.time_base = info.time_base
         cc = s.codec_context
@@ -132,6 +386,10 @@ class VideoWriter:
                 opts["b"] = "0"
         if preset and pname:
             opts[pname] = str(preset)
+        if codec == "libx265":  # keep stderr to upvid's own lines
+            opts["x265-params"] = "log-level=error"
+        if codec == "libsvtav1":
+            os.environ.setdefault("SVT_LOG", "1")
         cc.options = opts
         if info.colorspace != 2:
             cc.colorspace = info.colorspace
@@ -163,6 +421,8 @@ class VideoWriter:
         """
         if rgb.shape != (self.height, self.width, 3):
             raise EncodeError(f"frame is {rgb.shape}, encoder expects {(self.height, self.width, 3)}")
+        if (self.enc_width, self.enc_height) != (self.width, self.height):
+            rgb = np.pad(rgb, ((0, self.enc_height - self.height), (0, self.enc_width - self.width), (0, 0)), mode="edge")
         fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
         frame = frame.reformat(format=self.video.pix_fmt, dst_colorspace=self._dst_cs, dst_color_range=self._dst_range)
@@ -175,7 +435,9 @@ class VideoWriter:
         frame.time_base = self.info.time_base
         self._frame_index += 1
         self._encode(frame)
-        self._pump(float(pts * self.info.time_base))
+        self.frames += 1
+        if self.extras is not None:
+            self.extras.pump(float(pts * self.info.time_base))
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
         try:
@@ -186,86 +448,7 @@ class VideoWriter:
                 raise OutputError(f"{self.path}: no space left on device") from e
             raise EncodeError(f"encoder {self.video.codec_context.name}: {_err(e)}") from e
         except OSError as e:
-            raise OutputError(f"{self.path}: {e.strerror or e}") from e
-
-    # -- other streams -------------------------------------------------------------------
-    def _open_aux(self) -> None:
-        self._aux_in = open_input(self.info.path)
-        supported = self.out.supported_codecs
-        has_opus = "opus" in supported and self.out.format.name != "mp4"
-        for si in self.info.others:
-            src = self._aux_in.streams[si.index]
-            name = src.codec_context.name if src.codec_context else None
-            if src.type not in ("audio", "subtitle") or name is None:
-                continue
-            if _copyable(name, src.type, self.out):
-                try:
-                    dst = self.out.add_stream_from_template(src)
-                    dst.metadata.update(src.metadata)
-                    dst.disposition = src.disposition
-                    self._map[si.index] = (dst, None)
-                    continue
-                except (ValueError, av.error.FFmpegError) as e:
-                    log.warning("stream #%d (%s): cannot copy (%s)", si.index, name, e)
-            if src.type == "audio":
-                target = "libopus" if has_opus and "aac" not in supported else ("aac" if "aac" in supported else self.out.default_audio_codec)
-                rate = src.codec_context.sample_rate
-                if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
-                    rate = 48000
-                dst = self.out.add_stream(target, rate=rate)
-                layout = src.codec_context.layout.name if src.codec_context.layout else "stereo"
-                dst.layout = layout
-                dst.metadata.update(src.metadata)
-                fsize = dst.codec_context.frame_size or 1024
-                resampler = av.AudioResampler(format=dst.codec_context.format or "fltp", layout=layout, rate=rate,
-                                              frame_size=fsize if target != "pcm_s16le" else None)
-                log.info("stream #%d: %s not accepted by the container; transcoding to %s", si.index, name, target)
-                self._map[si.index] = (dst, resampler)
-            else:
-                log.warning("stream #%d: %s subtitles cannot go into this container; dropped", si.index, name)
-
-    def _mux_aux(self, packet: av.Packet) -> None:
-        dst, resampler = self._map[packet.stream.index]
-        if resampler is None:
-            if packet.dts is None and packet.pts is None:
-                return
-            packet.stream = dst
-            self.out.mux(packet)
-            return
-        try:
-            frames = packet.decode()
-        except av.error.FFmpegError as e:
-            log.warning("skipping an undecodable audio packet (%s)", e)
-            return
-        for frame in frames:
-            frame.pts = None
-            for rf in resampler.resample(frame):
-                self.out.mux(dst.encode(rf))
-
-    def _pump(self, until: float | None) -> None:
-        """Mux copied packets up to ``until`` seconds (all remaining if ``None``)."""
-        if self._aux_iter is None:
-            return
-        while True:
-            pkt = self._pending
-            self._pending = None
-            if pkt is None:
-                try:
-                    pkt = next(self._aux_iter)
-                except StopIteration:
-                    self._aux_iter = None
-                    return
-                except av.error.FFmpegError as e:
-                    log.warning("stopping audio/subtitle copy at a demux error (%s)", e)
-                    self._aux_iter = None
-                    return
-            if pkt.size == 0 and pkt.pts is None:
-                continue  # flush packet
-            t = pkt.pts if pkt.pts is not None else pkt.dts
-            if until is not None and t is not None and float(t * pkt.time_base) > until + 0.5:
-                self._pending = pkt
-                return
-            self._mux_aux(pkt)
+            raise _output_error(self.path, e) from e
 
     # -- end ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -274,29 +457,122 @@ class VideoWriter:
         Raises:
             EncodeError / OutputError: as :meth:`write`.
         """
-        self._encode(None)
-        self._pump(None)
-        for dst, resampler in self._map.values():
-            if resampler is not None:
-                for rf in resampler.resample(None):
-                    self.out.mux(dst.encode(rf))
-                self.out.mux(dst.encode(None))
         try:
-            self.out.close()
-        except av.error.FFmpegError as e:
-            raise OutputError(f"{self.path}: cannot finish the file ({_err(e)})") from e
+            self._encode(None)
+            if self.extras is not None:
+                self.extras.finish()
+            try:
+                self.out.close()
+            except av.error.FFmpegError as e:
+                raise _output_error(self.path, e) from e
+            except OSError as e:
+                raise _output_error(self.path, e) from e
         finally:
-            if self._aux_in is not None:
-                self._aux_in.close()
+            if self.extras is not None:
+                self.extras.close()
 
     def abort(self) -> None:
         """Close everything without finishing; the caller deletes the file."""
-        for c in (getattr(self, "out", None), getattr(self, "_aux_in", None)):
-            try:
-                if c is not None:
-                    c.close()
-            except Exception:
-                pass
+        if self.extras is not None:
+            self.extras.close()
+        try:
+            if getattr(self, "out", None) is not None:
+                self.out.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_streams: bool = True,
+             container_format: str | None = None) -> int:
+    """Copy the video packets of ``segments`` (in order, no re-encoding) into ``path``, with the
+    input's audio/subtitle streams, chapters and metadata.
+
+    The segments carry the input's own timestamps, so no offset is added; decode timestamps are
+    kept strictly increasing across segment joins.
+
+    Args:
+        segments: video-only files written by :class:`VideoWriter` (``copy_streams=False``),
+            same encoder settings, in presentation order.
+        path: the output (a temporary name; the caller renames it).
+        info: the probed input.
+        copy_streams: add the input's other streams and chapters.
+
+    Returns:
+        Video packets written.
+
+    Raises:
+        OutputError: cannot write (disk full...); EncodeError: the muxer refused the video.
+    """
+    if not segments:
+        raise EncodeError("no video segment to assemble")
+    try:
+        out = av.open(str(path), "w", format=container_format)
+    except (av.error.FFmpegError, ValueError, OSError) as e:
+        raise OutputError(f"{path}: cannot create ({_err(e)})") from e
+    extras: _Extras | None = None
+    n = 0
+    try:
+        with av.open(str(segments[0])) as first:
+            src = first.streams.video[0]
+            dst = out.add_stream_from_template(src)
+            dst.time_base = src.time_base
+            if info.rotation:
+                try:
+                    dst.set_display_rotation(info.rotation)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("cannot keep rotation %s: %s", info.rotation, e)
+        if copy_streams:
+            extras = _Extras(out, info, path)
+        last_dts: int | None = None
+        for seg in segments:
+            with av.open(str(seg)) as c:
+                vs = c.streams.video[0]
+                for p in c.demux(vs):
+                    if p.size == 0:
+                        continue
+                    if p.dts is not None and last_dts is not None and p.dts <= last_dts:
+                        p.dts = last_dts + 1
+                        if p.pts is not None and p.pts < p.dts:
+                            p.dts = p.pts
+                            if p.dts <= last_dts:
+                                continue  # cannot be placed (duplicate timestamp at a join)
+                    last_dts = p.dts if p.dts is not None else last_dts
+                    t = p.pts if p.pts is not None else p.dts
+                    p.stream = dst
+                    out.mux(p)
+                    n += 1
+                    if extras is not None and t is not None:
+                        extras.pump(float(t * vs.time_base))
+        if extras is not None:
+            extras.finish()
+        out.close()
+    except av.error.FFmpegError as e:
+        if extras is not None:
+            extras.close()
+        _close_quietly(out)
+        if getattr(e, "errno", None) == 28:
+            raise OutputError(f"{path}: no space left on device") from e
+        raise EncodeError(f"muxing {path.name}: {_err(e)}") from e
+    except OSError as e:
+        if extras is not None:
+            extras.close()
+        _close_quietly(out)
+        raise _output_error(path, e) from e
+    except BaseException:
+        if extras is not None:
+            extras.close()
+        _close_quietly(out)
+        raise
+    if extras is not None:
+        extras.close()
+    return n
+
+
+def _close_quietly(c) -> None:
+    try:
+        c.close()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def unique_temp_path(final: Path) -> Path:

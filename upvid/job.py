@@ -1,0 +1,587 @@
+"""One upscaling job (IN -> OUT), resumable, and the planning of batches of jobs.
+
+A job never writes under OUT's final name until it has finished: the output is built in a
+hidden work folder next to OUT, ``.<OUT name>.upvid-partial/``:
+
+- a video OUT is encoded as numbered, cleanly closed video-only segments (``seg-000000.mp4``,
+  one every ``segment_frames`` frames or ``segment_seconds`` seconds, whichever comes first);
+- an image-folder OUT is written frame by frame (``frames/00000000.png``);
+- ``journal.json`` records the segments that are complete and a fingerprint of the job.
+
+At the end the segments are joined by copying their packets (no re-encoding) into a temporary
+file together with the input's audio, subtitles and chapters (:func:`upvid.io.writer.assemble`),
+renamed to OUT, and the work folder is removed. If the job is interrupted (Ctrl-C, SIGTERM,
+SIGKILL, power loss), runs out of memory or disk space, or crashes, the complete segments stay;
+running the same command with ``--resume`` re-decodes the input, skips the frames already done
+(feeding the model a few frames of warm-up context before the resume point and dropping their
+outputs), and continues. Segments keep the input's own timestamps, so VFR inputs stay exact.
+Input/encoder errors (exit codes 3 and 8) remove the work folder: there is nothing to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from upvid.errors import EncodeError, InputError, OutOfMemoryError, OutputError, UpvidError, UsageError
+from upvid.io.images import IMAGE_SUFFIXES, probe_images, read_image_frames, write_image
+from upvid.io.probe import VideoInfo, bit_depth_of, probe
+from upvid.io.reader import read_frames
+from upvid.io.writer import VIDEO_SUFFIXES, VideoWriter, assemble, choose_pix_fmt, default_codec, unique_temp_path
+
+log = logging.getLogger("upvid")
+
+JOURNAL_VERSION = 1
+
+#: File suffixes taken as video inputs when a folder is expanded for a batch.
+INPUT_VIDEO_SUFFIXES = VIDEO_SUFFIXES | {".mpg", ".mpeg", ".ogv", ".flv", ".wmv", ".3gp", ".m2ts", ".vob", ".y4m"}
+
+
+@dataclass
+class JobOptions:
+    """Everything a job needs besides IN and OUT (the ``upvid upscale`` options)."""
+
+    model: str = "basicvsrpp"
+    scale: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    chunk: int | None = None
+    overlap: int | None = None
+    tile: int | None = None
+    tile_overlap: int | None = None
+    codec: str = "auto"
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str = "auto"
+    bit_depth: int | None = None
+    fps: Fraction = Fraction(25)
+    weights_dir: Path | None = None
+    overwrite: bool = False
+    resume: bool = False
+    skip_existing: bool = False
+    segment_frames: int = 300
+    segment_seconds: float = 60.0
+
+
+@dataclass
+class JobResult:
+    """Outcome of one job (one line of the ``--json`` summary)."""
+
+    input: str
+    output: str | None
+    status: str  # "ok", "skipped", "failed"
+    exit_code: int = 0
+    error: str | None = None
+    frames: int = 0
+    resumed_from: int = 0
+    seconds: float = 0.0
+    size: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def work_dir_for(out: Path) -> Path:
+    """The hidden work folder of output ``out``."""
+    return out.parent / f".{out.name}.upvid-partial"
+
+
+def is_image_output(out: Path) -> bool:
+    """OUT is an image folder when it is an existing folder or has no video suffix."""
+    return out.is_dir() or out.suffix.lower() not in VIDEO_SUFFIXES
+
+
+def is_image_input(path: Path) -> bool:
+    return path.is_dir()
+
+
+# -- memory ------------------------------------------------------------------------------------
+def available_memory() -> int | None:
+    """Host memory upvid may use, in bytes: ``$UPVID_MAX_MEMORY`` if set, else the smaller of
+    ``MemAvailable`` and the cgroup limit; ``None`` if unknown."""
+    env = os.environ.get("UPVID_MAX_MEMORY")
+    if env:
+        try:
+            return int(float(env))
+        except ValueError:
+            raise UsageError(f"UPVID_MAX_MEMORY must be a number of bytes, got {env!r}") from None
+    vals = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    vals.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    for p in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            v = Path(p).read_text().strip()
+            if v.isdigit() and int(v) < 1 << 60:
+                used = 0
+                for q in ("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory/memory.usage_in_bytes"):
+                    try:
+                        used = int(Path(q).read_text().strip())
+                        break
+                    except (OSError, ValueError):
+                        continue
+                vals.append(int(v) - used)
+        except OSError:
+            continue
+    return min(vals) if vals else None
+
+
+def estimate_memory(width: int, height: int, scale: int, clip: int, queue: int, deep: bool) -> int:
+    """Bytes the streaming pipeline holds for output frames of ``(scale*width) x (scale*height)``:
+    the float32 model output of one clip/batch (and its clamped copy), plus the integer frames
+    in the output queue and the encoder."""
+    px = width * scale * height * scale * 3
+    return px * 4 * clip * 2 + px * (2 if deep else 1) * (queue + clip + 4)
+
+
+def check_memory(info: VideoInfo, scale: int, clip: int, queue: int, deep: bool, device) -> None:
+    """Fail early, with a clear message, when the output frames cannot fit in memory.
+
+    Raises:
+        OutOfMemoryError: the estimate exceeds the available host (or CUDA) memory.
+    """
+    need = estimate_memory(info.width, info.height, scale, clip, queue, deep)
+    have = available_memory()
+    where = "host memory"
+    if getattr(device, "type", "cpu") == "cuda":
+        try:
+            import torch
+
+            free, _ = torch.cuda.mem_get_info(device)
+            px = info.width * scale * info.height * scale * 3
+            if px * 4 * clip * 2 > free:
+                need, have, where = px * 4 * clip * 2, free, f"free memory on {device}"
+        except Exception:  # noqa: BLE001
+            pass
+    if have is not None and need > have:
+        raise OutOfMemoryError(
+            f"{info.width}x{info.height} x{scale} -> {info.width * scale}x{info.height * scale} output frames need "
+            f"about {need / 2**30:.1f} GiB for a clip of {clip} frames, but only {have / 2**30:.1f} GiB of {where} "
+            "is available; use a smaller --scale or --chunk"
+        )
+
+
+# -- journal -----------------------------------------------------------------------------------
+@dataclass
+class Journal:
+    """The work folder's record of completed segments."""
+
+    dir: Path
+    fingerprint: dict
+    segments: list[dict] = field(default_factory=list)
+    frames_done: int = 0
+    complete: bool = False
+
+    @property
+    def path(self) -> Path:
+        return self.dir / "journal.json"
+
+    def save(self) -> None:
+        tmp = self.dir / "journal.json.tmp"
+        data = {"version": JOURNAL_VERSION, "fingerprint": self.fingerprint, "segments": self.segments,
+                "frames_done": self.frames_done, "complete": self.complete}
+        try:
+            with open(tmp, "w") as f:
+                json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as e:
+            raise OutputError(f"{self.path}: {'no space left on device' if e.errno == 28 else e.strerror or e}") from e
+
+    @classmethod
+    def load(cls, dir: Path) -> Journal | None:
+        try:
+            data = json.loads((dir / "journal.json").read_text())
+            if data.get("version") != JOURNAL_VERSION:
+                return None
+            j = cls(dir, data["fingerprint"], list(data["segments"]), int(data["frames_done"]), bool(data["complete"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        for s in j.segments:  # every recorded segment must still be there
+            if "file" in s and not (dir / s["file"]).is_file():
+                return None
+        return j
+
+
+def open_journal(work: Path, fingerprint: dict, resume: bool) -> Journal:
+    """Start a new journal in ``work``, or (``resume``) continue the one there.
+
+    Raises:
+        UsageError: ``--resume`` but the work folder belongs to a job with other settings.
+        OutputError: the folder cannot be created.
+    """
+    if work.exists():
+        old = Journal.load(work) if resume else None
+        if old is not None:
+            changed = sorted(k for k in set(fingerprint) | set(old.fingerprint) if fingerprint.get(k) != old.fingerprint.get(k))
+            if changed:
+                raise UsageError(f"--resume: {work} was made with other settings ({', '.join(changed)} differ); "
+                                 "run without --resume to start over")
+            if old.frames_done:
+                log.info("resuming after %d frames", old.frames_done)
+            return old
+        if not resume and Journal.load(work) is not None:
+            log.warning("%s: discarding the unfinished work of an earlier run (use --resume to continue it)", work)
+        shutil.rmtree(work, ignore_errors=True)
+    try:
+        work.mkdir(parents=False)
+    except OSError as e:
+        raise OutputError(f"{work.parent}: cannot create a work folder ({e.strerror or e})") from e
+    j = Journal(work, fingerprint)
+    j.save()
+    return j
+
+
+# -- sinks ---------------------------------------------------------------------------------------
+class _Sink:
+    """Receives output frames (in order, with their pts) and writes them in journaled segments."""
+
+    def __init__(self, journal: Journal, skip: int, segment_frames: int, segment_seconds: float) -> None:
+        self.j = journal
+        self.skip = skip  # warm-up outputs to drop
+        self.index = journal.frames_done  # index of the next frame to write
+        self.count = 0  # frames in the open segment
+        self.seg_frames = max(1, segment_frames)
+        self.seg_seconds = segment_seconds
+        self.opened = 0.0
+
+    def __call__(self, rgb, pts) -> None:
+        if self.skip > 0:
+            self.skip -= 1
+            return
+        if self.count == 0:
+            self._open()
+            self.opened = time.monotonic()
+        self._write(rgb, pts)
+        self.index += 1
+        self.count += 1
+        if self.count >= self.seg_frames or time.monotonic() - self.opened >= self.seg_seconds:
+            self._roll()
+
+    def _roll(self) -> None:
+        if self.count == 0:
+            return
+        entry = self._close()
+        entry.update(first=self.index - self.count, frames=self.count)
+        self.j.segments.append(entry)
+        self.j.frames_done = self.index
+        self.count = 0
+        self.j.save()
+
+    def finish(self) -> None:
+        self._roll()
+        self.j.complete = True
+        self.j.save()
+
+    # subclass hooks
+    def _open(self) -> None: ...
+    def _write(self, rgb, pts) -> None: ...
+    def _close(self) -> dict: return {}
+    def abort(self) -> None: ...
+
+
+class _VideoSink(_Sink):
+    def __init__(self, journal: Journal, skip: int, opts: JobOptions, info: VideoInfo, out: Path, size: tuple[int, int],
+                 codec: str, pix_fmt: str) -> None:
+        super().__init__(journal, skip, opts.segment_frames, opts.segment_seconds)
+        self.info, self.out, self.size = info, out, size
+        self.codec, self.pix_fmt, self.crf, self.preset = codec, pix_fmt, opts.crf, opts.preset
+        self.writer: VideoWriter | None = None
+        self.file: Path | None = None
+
+    def _open(self) -> None:
+        self.file = self.j.dir / f"seg-{len(self.j.segments):06d}{self.out.suffix.lower()}"
+        self.file.unlink(missing_ok=True)
+        self.writer = VideoWriter(self.file, self.info, width=self.size[0], height=self.size[1], codec=self.codec,
+                                  crf=self.crf, preset=self.preset, pix_fmt=self.pix_fmt, copy_streams=False)
+
+    def _write(self, rgb, pts) -> None:
+        if pts is None:  # containers without timestamps: the frame number at the stream rate
+            info = self.info
+            pts = int(round(self.index / (info.fps * info.time_base))) if info.fps else self.index
+        self.writer.write(rgb, pts)
+
+    def _close(self) -> dict:
+        w, self.writer = self.writer, None
+        w.close()
+        return {"file": self.file.name}
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+            if self.file is not None:
+                self.file.unlink(missing_ok=True)
+
+
+class _ImageSink(_Sink):
+    def __init__(self, journal: Journal, skip: int, opts: JobOptions) -> None:
+        super().__init__(journal, skip, opts.segment_frames, opts.segment_seconds)
+        self.dir = journal.dir / "frames"
+        self.dir.mkdir(exist_ok=True)
+        for f in self.dir.iterdir():  # frames written after the last journal entry are redone
+            if not (f.stem.isdigit() and int(f.stem) < journal.frames_done and f.suffix == ".png"):
+                f.unlink()
+
+    def _write(self, rgb, pts) -> None:
+        name = f"{self.index:08d}.png"
+        tmp = self.dir / f".{name}.tmp"
+        write_image(rgb, tmp)
+        os.replace(tmp, self.dir / name)
+
+
+# -- the job -------------------------------------------------------------------------------------
+class EngineFactory:
+    """Loads the model once and makes a fresh :class:`~upvid.engine.Engine` per job.
+
+    Errors raised here (unknown model, weights, bad chunk/tile options) concern every job of
+    a batch; :func:`run_job` wraps them in :class:`GlobalError`.
+    """
+
+    def __init__(self, opts: JobOptions) -> None:
+        self.opts = opts
+        self.net = None
+        self.device = None
+        self.dtype = None
+
+    def load(self):
+        if self.net is None:
+            from upvid.engine import resolve_device, resolve_dtype
+            from upvid.models import load_model
+
+            self.device = resolve_device(self.opts.device)
+            self.dtype = resolve_dtype(self.opts.dtype, self.device)
+            self.net = load_model(self.opts.model, self.opts.scale, weights_dir=self.opts.weights_dir, device=self.device)
+        return self.net
+
+    def engine(self):
+        from upvid.engine import Engine, EngineConfig
+
+        o = self.opts
+        cfg = EngineConfig.for_model(self.load(), chunk=o.chunk, overlap=o.overlap, tile=o.tile,
+                                     tile_overlap=o.tile_overlap, device=self.device, dtype=self.dtype)
+        return Engine(self.net, cfg)
+
+
+class GlobalError(Exception):
+    """Wraps an error that concerns the whole batch (model, weights, engine options)."""
+
+    def __init__(self, error: UpvidError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def warmup_frames(net, cfg) -> int:
+    """Frames of context to re-run before a resume point so the outputs after it see real neighbours."""
+    if net.family == "recurrent":
+        return cfg.chunk
+    return net.record.frames // 2
+
+
+def _fingerprint(inp: Path, out: Path, opts: JobOptions, scale: int, codec: str | None, pix_fmt: str | None) -> dict:
+    st = inp.stat()
+    return {"input": str(inp.resolve()), "input_size": st.st_size if inp.is_file() else None,
+            "input_mtime_ns": st.st_mtime_ns, "model": opts.model, "scale": scale, "codec": codec, "crf": opts.crf,
+            "preset": opts.preset, "pix_fmt": pix_fmt, "output": out.name, "fps": str(opts.fps) if inp.is_dir() else None}
+
+
+def check_output(inp: Path, out: Path, opts: JobOptions) -> bool:
+    """Validate OUT before any work. Returns ``False`` when the job is to be skipped (``--skip-existing``).
+
+    Raises:
+        OutputError: OUT exists (no ``--overwrite``), is the wrong kind, or its folder is missing/unwritable.
+        UsageError: OUT is IN.
+    """
+    if out.exists() or out.is_symlink():
+        if inp.exists() and out.resolve() == inp.resolve():
+            raise UsageError(f"{out}: output would overwrite the input")
+        if opts.skip_existing:
+            if not (out.is_dir() and not any(out.iterdir())):
+                return False
+        if is_image_output(out):
+            if not out.is_dir():
+                raise OutputError(f"{out}: exists and is a file (an OUT without a video suffix is a folder of PNG frames)")
+            if any(out.iterdir()) and not opts.overwrite:
+                raise OutputError(f"{out}: folder is not empty (use --overwrite to replace its frames)")
+        elif out.is_dir():
+            raise OutputError(f"{out}: is a directory")
+        elif not opts.overwrite:
+            raise OutputError(f"{out}: exists (use --overwrite to replace it)")
+    parent = out.parent
+    if not parent.exists():
+        raise OutputError(f"{parent}: no such directory")
+    if not parent.is_dir():
+        raise OutputError(f"{parent}: not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{parent}: permission denied (cannot write the output there)")
+    return True
+
+
+def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
+            on_frame: Callable[[int, int], None] | None = None) -> JobResult:
+    """Upscale ``inp`` (a video file or a folder of images) to ``out`` (a video file or a folder).
+
+    Args:
+        inp, out: paths.
+        opts: options.
+        engines: shared model loader.
+        on_frame: progress callback ``(frames_done, total_or_0)``.
+
+    Returns:
+        The :class:`JobResult` (status ``ok`` or ``skipped``).
+
+    Raises:
+        UpvidError: the job failed (its exit code says why); GlobalError: the model/options failed.
+        KeyboardInterrupt: interrupted (complete segments are kept for ``--resume``).
+    """
+    t0 = time.perf_counter()
+    inp, out = Path(inp), Path(out)
+    if not check_output(inp, out, opts):
+        return JobResult(str(inp), str(out), "skipped", error="output exists")
+    image_in = is_image_input(inp)
+    image_out = is_image_output(out)
+    info = probe_images(inp, opts.fps) if image_in else probe(inp)
+    codec = pix_fmt = None
+    if not image_out:
+        codec = default_codec(out.suffix) if opts.codec == "auto" else opts.codec
+        pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
+        deep = info.bit_depth > 8 or bit_depth_of(pix_fmt) > 8
+    else:
+        deep = (opts.bit_depth or info.bit_depth) > 8
+    try:
+        net = engines.load()
+        engine = engines.engine()
+    except UpvidError as e:
+        raise GlobalError(e) from e
+    s = net.scale
+    size = (info.width * s, info.height * s)
+    queue = max(4, 2 * engine.cfg.chunk)
+    check_memory(info, s, engine.cfg.chunk, queue, deep, engines.device)
+    work = work_dir_for(out)
+    journal = open_journal(work, _fingerprint(inp, out, opts, s, codec, pix_fmt), opts.resume)
+    done = journal.frames_done
+    start = max(0, done - warmup_frames(net, engine.cfg)) if done else 0
+    sink: _Sink | None = None
+    tmp: Path | None = None
+    try:
+        if not journal.complete:
+            if image_out:
+                sink = _ImageSink(journal, done - start, opts)
+            else:
+                sink = _VideoSink(journal, done - start, opts, info, out, size, codec, pix_fmt)
+            frames = read_image_frames(info, high_bit_depth=deep) if image_in else read_frames(inp, info, high_bit_depth=deep)
+            source = (f for f in frames if f.index >= start)
+            from upvid.engine.pipeline import run_pipeline
+
+            total = info.frames
+            cb = (lambda n: on_frame(start + n, total)) if on_frame is not None else None
+            run_pipeline(source, engine, sink, on_frame=cb)
+            sink.finish()
+        if journal.frames_done == 0:
+            raise InputError(f"{inp}: no decodable video frame")
+        if image_out:
+            _publish_frames(work / "frames", out, journal.frames_done)
+        else:
+            tmp = unique_temp_path(out)
+            assemble([work / s_["file"] for s_ in journal.segments], tmp, info)
+            os.replace(tmp, out)
+            tmp = None
+        shutil.rmtree(work, ignore_errors=True)
+    except BaseException as e:
+        if sink is not None:
+            sink.abort()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        keep = journal.frames_done > 0 and not isinstance(e, (InputError, EncodeError, UsageError, GlobalError))
+        if keep:
+            log.warning("%d frames of %s are done and kept in %s; run the same command with --resume to continue",
+                        journal.frames_done, out.name, work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, UpvidError):
+            raise OutputError(f"{out}: {'no space left on device' if e.errno == 28 else e.strerror or e}") from e
+        raise
+    return JobResult(str(inp), str(out), "ok", frames=journal.frames_done, resumed_from=done,
+                     seconds=round(time.perf_counter() - t0, 3), size=f"{info.width}x{info.height}->{size[0]}x{size[1]}")
+
+
+def _publish_frames(frames: Path, out: Path, n: int) -> None:
+    """Move the finished frames folder to ``out`` (renamed when possible; merged into an existing folder)."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        os.replace(frames, out)
+        return
+    for i in range(n):  # --overwrite into a non-empty folder: replace our frame names, drop stale ones
+        name = f"{i:08d}.png"
+        os.replace(frames / name, out / name)
+    for f in out.iterdir():
+        if f.suffix == ".png" and f.stem.isdigit() and len(f.stem) == 8 and int(f.stem) >= n:
+            f.unlink()
+
+
+# -- batches -------------------------------------------------------------------------------------
+def _has_images(d: Path) -> bool:
+    return any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file())
+
+
+def output_name(inp: Path, out_dir: Path, fmt: str | None) -> Path:
+    """OUT for IN in a batch: ``out_dir/<stem>.<fmt>``; by default the input's suffix when upvid
+    can write it (else ``.mkv``), and a folder for image-folder inputs."""
+    if fmt:
+        fmt = fmt.lower().lstrip(".")
+        if fmt in ("png", "images", "frames", "dir", "folder"):
+            return out_dir / (inp.name if inp.is_dir() else inp.stem)
+        return out_dir / f"{inp.stem if not inp.is_dir() else inp.name}.{fmt}"
+    if inp.is_dir():
+        return out_dir / inp.name
+    suffix = inp.suffix.lower()
+    return out_dir / (inp.stem + (suffix if suffix in VIDEO_SUFFIXES else ".mkv"))
+
+
+def plan_batch(inputs: list[Path], out_dir: Path, fmt: str | None) -> list[tuple[Path, Path | None, UpvidError | None]]:
+    """Expand folders and name outputs. A folder holding videos gives one job per video (sorted,
+    not recursive); a folder holding only images is one image-sequence job.
+
+    Returns:
+        ``(input, output, error)`` triples; ``error`` is set for inputs that cannot be a job.
+
+    Raises:
+        UsageError: two inputs would write the same output.
+    """
+    jobs: list[tuple[Path, Path | None, UpvidError | None]] = []
+    for p in inputs:
+        if p.is_dir():
+            vids = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in INPUT_VIDEO_SUFFIXES
+                          and not f.name.startswith("."))
+            if vids:
+                jobs += [(f, output_name(f, out_dir, fmt), None) for f in vids]
+            elif _has_images(p):
+                jobs.append((p, output_name(p, out_dir, fmt), None))
+            else:
+                jobs.append((p, None, InputError(f"{p}: no video or image files in this folder")))
+        elif not p.exists():
+            jobs.append((p, None, InputError(f"{p}: no such file")))
+        else:
+            jobs.append((p, output_name(p, out_dir, fmt), None))
+    seen: dict[Path, Path] = {}
+    for inp, out, _ in jobs:
+        if out is None:
+            continue
+        key = out.resolve()
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {inp} would both write {out}; use --format or separate runs")
+        seen[key] = inp
+    return jobs
