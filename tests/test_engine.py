@@ -226,3 +226,17 @@ def test_reflection_circle_streams_like_whole():
     t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
     exp = model(t[[6, 7, 8, 5, 4]][None])[0, 0]
     assert np.array_equal(out[8], exp.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy())
+
+
+def test_split_clip_blend_takes_each_frame_from_one_clip():
+    frames = _frames(10, 8, 8)
+    rec = ModelRecord(name="rec", arch="-", family="recurrent", scale=2, frames=6, overlap=2, clip_blend="split")
+    model = Upscaler(_ClipMean(), rec)
+    out = list(upscale_frames(model, frames))
+    t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    a, b = model(t[0:6][None])[0], model(t[4:10][None])[0]
+
+    def q(x):
+        return x.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+
+    assert np.array_equal(out[4], q(a[4])) and np.array_equal(out[5], q(b[1]))

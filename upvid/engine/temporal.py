@@ -71,10 +71,19 @@ def window_indices(centre: int, frames: int, n: int | None, last_known: int, mod
     return idx
 
 
-def crossfade_weights(length: int) -> list[float]:
+CLIP_BLENDS = ("crossfade", "split")
+
+
+def crossfade_weights(length: int, mode: str = "crossfade") -> list[float]:
     """Weights of the *earlier* clip over an overlap of ``length`` frames (the later clip gets ``1 - w``).
 
-    Linear, strictly inside (0, 1), so both clips contribute to every overlapping frame and the
-    earlier clip dominates where the later one has least temporal context (its first frames).
+    - ``crossfade``: linear, strictly inside (0, 1): both clips contribute to every overlapping
+      frame, the earlier one dominating where the later has least temporal context (its first
+      frames). No hard switch, hence no flicker at clip borders.
+    - ``split``: the earlier clip keeps the first half of the overlap, the later clip the second
+      half, each dropping the frames nearest its own border; this is the official VRT/RVRT test
+      protocol (``not_overlap_border``) for overlapping temporal clips.
     """
+    if mode == "split":
+        return [1.0 if k < length // 2 else 0.0 for k in range(length)]
     return [1.0 - (k + 0.5) / length for k in range(length)]

@@ -308,7 +308,7 @@ class Engine:
                 y = self.infer(x[None])[0]
             t0 = time.perf_counter()
             blend_from = max(clip_start, emitted)  # cross-fade the previous clip's unemitted frames
-            w_prev = crossfade_weights(prev_end - blend_from) if prev_end > blend_from else []
+            w_prev = crossfade_weights(prev_end - blend_from, self.model.record.clip_blend) if prev_end > blend_from else []
             for k, j in enumerate(range(blend_from, prev_end)):
                 pending[j] = pending[j] * w_prev[k] + y[j - clip_start] * (1 - w_prev[k])
             last_clip = exhausted and end == n_read
