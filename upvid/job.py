@@ -337,7 +337,7 @@ class _ImageSink(_Sink):
 
     def _write(self, rgb, pts) -> None:
         name = f"{self.index:08d}.png"
-        tmp = self.dir / f".{name}.tmp"
+        tmp = self.dir / f".tmp-{name}"
         write_image(rgb, tmp)
         os.replace(tmp, self.dir / name)
 

@@ -105,9 +105,12 @@ def write_image(rgb: np.ndarray, path: str | os.PathLike) -> None:
     Raises:
         OutputError: cannot write.
     """
-    fmt = "rgb48be" if rgb.dtype == np.uint16 else "rgb24"
-    arr = rgb.astype(">u2") if rgb.dtype == np.uint16 else rgb
+    fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+    arr = rgb.astype("<u2").view(np.uint16) if rgb.dtype == np.uint16 else rgb
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format=fmt)
+    if fmt == "rgb48le":  # the PNG encoder takes big-endian 16-bit
+        fmt = "rgb48be"
+        frame = frame.reformat(format=fmt)
     try:
         with av.open(str(path), "w", format="image2") as c:
             s = c.add_stream("png", rate=1)

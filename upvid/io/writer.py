@@ -127,6 +127,29 @@ def size_multiple(pix_fmt: str) -> tuple[int, int]:
     return mw, mh
 
 
+_X264_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"]
+_SVT_PRESET = dict(zip(_X264_PRESETS, ["12", "11", "10", "9", "8", "7", "5", "4", "2", "0"]))
+_VPX_CPU_USED = dict(zip(_X264_PRESETS, ["8", "7", "6", "5", "4", "2", "1", "0", "0", "0"]))
+
+
+def _preset_options(codec: str, preset: str) -> dict[str, str]:
+    """Encoder options for ``--preset``: x264/x265 names are mapped to SVT-AV1 preset numbers and
+    libvpx ``cpu-used``/``deadline``; a value the encoder understands natively is passed through."""
+    if codec in ("libx264", "libx265"):
+        return {"preset": preset}
+    if codec == "libsvtav1":
+        return {"preset": _SVT_PRESET.get(preset, preset)}
+    if codec.startswith("libvpx"):
+        if preset in ("good", "best", "realtime"):
+            return {"deadline": preset}
+        if preset in _VPX_CPU_USED:
+            return {"deadline": "best" if preset == "placebo" else "good", "cpu-used": _VPX_CPU_USED[preset]}
+        return {"cpu-used": preset}
+    if codec == "libaom-av1":
+        return {"cpu-used": _VPX_CPU_USED.get(preset, preset)}
+    return {}
+
+
 def _copyable(codec: str, kind: str, out: av.container.OutputContainer) -> bool:
     """Whether ``codec`` can be stream-copied into ``out`` and played back."""
     if codec not in out.supported_codecs:
@@ -134,6 +157,8 @@ def _copyable(codec: str, kind: str, out: av.container.OutputContainer) -> bool:
     name = out.format.name
     if kind == "audio" and name == "mp4":
         return codec in _MP4_AUDIO
+    if kind == "audio" and name == "mov":  # FFmpeg: "opus/flac only supported in MP4"
+        return codec in _MP4_AUDIO - {"opus", "flac"} or codec.startswith("pcm_")
     if kind == "subtitle":
         if name in _MOV_LIKE or name.startswith("mov"):
             return codec == "mov_text"
@@ -142,6 +167,28 @@ def _copyable(codec: str, kind: str, out: av.container.OutputContainer) -> bool:
         if name == "avi":
             return False
     return True
+
+
+_TEXT_SUBS = {"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"}
+_ASS_HEADER = (
+    b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+    b"Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
+    b"Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, "
+    b"MarginR, MarginV, Encoding\nStyle: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,"
+    b"10,10,10,0\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+)
+
+
+def _text_sub_target(out: av.container.OutputContainer) -> str | None:
+    """The text subtitle codec a container takes: mov_text (mp4/mov), webvtt (webm), subrip (mkv)."""
+    name = out.format.name
+    if name in _MOV_LIKE or name.startswith("mov") or name == "ipod":
+        return "mov_text"
+    if name == "webm":
+        return "webvtt"
+    if name == "matroska":
+        return "subrip"
+    return None
 
 
 def _err(e: BaseException) -> str:
@@ -205,6 +252,18 @@ class _Extras:
             self.map[index] = (dst, None)
             return
         if src.type != "audio":
+            target = _text_sub_target(out)
+            if name in _TEXT_SUBS and target in out.supported_codecs:
+                from av.subtitles.subtitle import SubtitleSet  # noqa: F401 - needs PyAV >= 16
+
+                dst = out.add_stream(target)
+                dst.codec_context.time_base = Fraction(1, 1000)
+                dst.codec_context.subtitle_header = src.codec_context.subtitle_header or _ASS_HEADER
+                dst.metadata.update(src.metadata)
+                dst.disposition = src.disposition
+                self.map[index] = (dst, "subtitle")
+                log.info("stream #%d: %s subtitles converted to %s for %s", index, name, target, out.format.name)
+                return
             log.warning("stream #%d: %s subtitles cannot go into %s; dropped", index, name, out.format.name)
             return
         supported = out.supported_codecs
@@ -242,6 +301,9 @@ class _Extras:
                     raise _output_error(self.path, e) from e
                 log.warning("skipping a %s packet the muxer refused (%s)", dst.type, _err(e))
             return
+        if resampler == "subtitle":
+            self._mux_text_subtitle(packet, dst)
+            return
         try:
             frames = packet.decode()
         except av.error.FFmpegError as e:
@@ -251,6 +313,30 @@ class _Extras:
             frame.pts = None
             for rf in resampler.resample(frame):
                 self.out.mux(dst.encode(rf))
+
+    def _mux_text_subtitle(self, packet: av.Packet, dst: av.stream.Stream) -> None:
+        """Re-encode one text subtitle cue (SubRip/ASS/mov_text/WebVTT) into ``dst``'s text format."""
+        from av.subtitles.subtitle import SubtitleSet
+
+        if packet.pts is None:
+            return
+        try:
+            subs = packet.stream.decode2(packet)
+            if subs is None or not len(subs):
+                return
+            text = subs[0].ass
+            tb = packet.time_base
+            start = int(round(packet.pts * tb * 1000))
+            dur = int(round((packet.duration or 0) * tb * 1000)) or max(0, subs.end_display_time - subs.start_display_time)
+            q = dst.codec_context.encode_subtitle(SubtitleSet.create(text, 0, dur, pts=0))
+            q.stream, q.time_base = dst, Fraction(1, 1000)
+            q.pts = q.dts = start
+            q.duration = dur
+            self.out.mux(q)
+        except (av.error.FFmpegError, ValueError, AttributeError, IndexError) as e:
+            if getattr(e, "errno", None) == 28:
+                raise _output_error(self.path, e) from e
+            log.warning("skipping a subtitle cue that cannot be converted (%s)", _err(e))
 
     def pump(self, until: float | None) -> None:
         """Mux copied packets up to ``until`` seconds (all remaining if ``None``)."""
@@ -279,7 +365,7 @@ class _Extras:
         """Mux what is left and flush the audio encoders."""
         self.pump(None)
         for dst, resampler in self.map.values():
-            if resampler is not None:
+            if resampler is not None and resampler != "subtitle":
                 try:
                     for rf in resampler.resample(None):
                         self.out.mux(dst.encode(rf))
@@ -385,7 +471,7 @@ class VideoWriter:
             if codec.startswith("libvpx"):
                 opts["b"] = "0"
         if preset and pname:
-            opts[pname] = str(preset)
+            opts.update(_preset_options(codec, str(preset)))
         if codec == "libx265":  # keep stderr to upvid's own lines
             opts["x265-params"] = "log-level=error"
         if codec == "libsvtav1":
@@ -514,7 +600,7 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
     try:
         with av.open(str(segments[0])) as first:
             src = first.streams.video[0]
-            dst = out.add_stream_from_template(src)
+            dst = out.add_stream_from_template(src, opaque=True)  # opaque: the decoder may have no encoder twin
             dst.time_base = src.time_base
             if info.rotation:
                 try:
