@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from upvid.engine.pipeline import run_pipeline
 from upvid.errors import EncodeError, InputError, OutOfMemoryError, OutputError, UpvidError, UsageError
 from upvid.io.images import IMAGE_SUFFIXES, probe_images, read_image_frames, write_image
 from upvid.io.probe import VideoInfo, bit_depth_of, probe
@@ -483,8 +484,6 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
                 sink = _VideoSink(journal, done - start, opts, info, out, size, codec, pix_fmt)
             frames = read_image_frames(info, high_bit_depth=deep) if image_in else read_frames(inp, info, high_bit_depth=deep)
             source = (f for f in frames if f.index >= start)
-            from upvid.engine.pipeline import run_pipeline
-
             total = info.frames
             cb = (lambda n: on_frame(start + n, total)) if on_frame is not None else None
             run_pipeline(source, engine, sink, on_frame=cb)
