@@ -89,11 +89,13 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
     if not os.access(p, os.R_OK):
         raise InputError(f"{p}: permission denied")
     try:
-        return av.open(str(p), "r")
+        return av.open(str(p), "r", metadata_errors="replace")
     except (av.error.InvalidDataError, av.error.EOFError) as e:
         raise InputError(f"{p}: not a video file PyAV/FFmpeg can read ({e.strerror or e})") from e
     except av.error.FFmpegError as e:
         raise InputError(f"{p}: cannot open ({e.strerror or e})") from e
+    except (OSError, ValueError, UnicodeError, OverflowError) as e:  # damaged headers PyAV cannot parse
+        raise InputError(f"{p}: cannot open ({type(e).__name__}: {e})") from e
 
 
 def video_stream(c: av.container.InputContainer) -> av.video.stream.VideoStream | None:
@@ -125,6 +127,15 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     Raises:
         InputError: not readable, or no video stream (e.g. an audio-only file).
     """
+    try:
+        return _probe(path)
+    except InputError:
+        raise
+    except (av.error.FFmpegError, ValueError, UnicodeError, OverflowError, ZeroDivisionError, AttributeError) as e:
+        raise InputError(f"{path}: damaged or unsupported header ({type(e).__name__}: {e})") from e
+
+
+def _probe(path: str | os.PathLike) -> VideoInfo:
     with open_input(path) as c:
         v = video_stream(c)
         if v is None:
@@ -134,7 +145,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             raise InputError(f"{path}: no video stream ({kinds})")
         cc = v.codec_context
         if cc is None or not cc.name or cc.name == "none":
-            raise InputError(f"{path}: video codec not supported by this FFmpeg build ({v.codec_tag or 'unknown tag'})")
+            tag = getattr(cc, "codec_tag", None) if cc is not None else None
+            raise InputError(f"{path}: video codec not supported by this FFmpeg build (tag {tag or 'unknown'})")
         if not cc.width or not cc.height:
             raise InputError(f"{path}: video stream has no frame size (corrupt or unsupported codec)")
         fps = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)

@@ -79,15 +79,21 @@ def read_frames(
                 continue
             for frame in frames:
                 rng = "JPEG" if frame.color_range == 2 or frame.format.name.startswith("yuvj") else None
-                if (frame.width, frame.height) != (info.width, info.height):
-                    if not resized:
-                        log.warning("%s: frame size changes mid-stream (%dx%d -> %dx%d); rescaling to the first size",
-                                    path, info.width, info.height, frame.width, frame.height)
-                        resized = True
-                    rgb = frame.to_ndarray(format=fmt, width=info.width, height=info.height, src_color_range=rng)
-                else:
-                    rgb = frame.to_ndarray(format=fmt, src_color_range=rng)
+                try:
+                    if (frame.width, frame.height) != (info.width, info.height):
+                        if not resized:
+                            log.warning("%s: frame size changes mid-stream (%dx%d -> %dx%d); rescaling to the first size",
+                                        path, info.width, info.height, frame.width, frame.height)
+                            resized = True
+                        rgb = frame.to_ndarray(format=fmt, width=info.width, height=info.height, src_color_range=rng)
+                    else:
+                        rgb = frame.to_ndarray(format=fmt, src_color_range=rng)
+                except (av.error.FFmpegError, ValueError) as e:  # a damaged frame the converter refuses
+                    log.warning("%s: skipping a frame that cannot be converted (%s)", path, e)
+                    continue
                 yield DecodedFrame(rgb=rgb, pts=frame.pts, index=n)
                 n += 1
     if n == 0:
         raise InputError(f"{path}: no decodable video frame")
+    if info.frames > 10 and n < 0.9 * info.frames:
+        log.warning("%s: only %d of about %d frames could be read (truncated or damaged input)", path, n, info.frames)
