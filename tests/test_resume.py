@@ -209,3 +209,28 @@ def test_sigkill_then_resume(tmp_path):
     assert res["resumed_from"] >= 4 and res["frames"] == 40
     assert describe(out)["frames"] == 40
     assert not list(tmp_path.glob(".o.*"))
+
+
+def test_image_folder_output_resumes(tmp_path, monkeypatch):
+    import upvid.job as job
+
+    src = make_clip(tmp_path / "in.mkv", pts=VFR[:10], audio=())
+    out = tmp_path / "frames"
+    real = job._ImageSink._write
+
+    def write(self, rgb, pts):
+        if self.index == 7:
+            raise Boom
+        real(self, rgb, pts)
+
+    with monkeypatch.context() as m:
+        m.setattr(job._ImageSink, "_write", write)
+        assert call(src, out, *ARGS)[0] == 130
+    assert not out.exists()
+    work = tmp_path / ".frames.upvid-partial"
+    assert json.loads((work / "journal.json").read_text())["frames_done"] == 4
+    code, stdout, stderr = call(src, out, *ARGS, "--resume", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["results"][0]["resumed_from"] == 4
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:08d}.png" for i in range(10)]
+    assert not work.exists()
