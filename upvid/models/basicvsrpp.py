@@ -32,8 +32,9 @@ share); the mask is ``sigmoid(m)``. ``flow_2`` is the composition
 
 Differences from the reference that do not change the numbers:
 
-- SpyNet runs over the frame pairs in chunks (:func:`upvid.models.basicvsr.compute_flows`); flows,
-  offsets and the deformable convolution stay fp32 under autocast / half precision.
+- SpyNet runs over the frame pairs in chunks (:func:`upvid.models.basicvsr.compute_flows`), and
+  stays fp32 under autocast; offsets, mask and the deformable convolution are computed in fp32
+  whatever the feature precision.
 - The reconstruction of a frame runs inside the last pass as soon as its features are complete,
   and the features it no longer needs are released (lower peak memory). The official
   ``cpu_cache`` (features parked in host memory for clips over 100 frames on CUDA) is not
@@ -73,7 +74,7 @@ from upvid.models.blocks import (
     flow_warp,
 )
 
-__all__ = ["BasicVSRPlusPlus", "SecondOrderDeformableAlignment", "convert_official", "PASSES"]
+__all__ = ["PASSES", "BasicVSRPlusPlus", "SecondOrderDeformableAlignment", "convert_official"]
 
 #: The propagation passes, in the order they run (and the order their features are concatenated).
 PASSES: tuple[str, ...] = ("backward_1", "forward_1", "backward_2", "forward_2")
@@ -281,8 +282,8 @@ class BasicVSRPlusPlus(nn.Module):
                 if name == PASSES[-1]:
                     outputs.append(self._reconstruct([current, *earlier, new], x[:, idx]))
                     spatial[idx] = None  # release what no later step reads
-                    for p in passes:
-                        passes[p][idx] = None
+                    for feats in passes.values():
+                        feats[idx] = None
                 else:
                     result[idx] = new
             passes[name] = result
@@ -322,8 +323,7 @@ def convert_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     """
     out: dict[str, Tensor] = {}
     for key, value in state_dict.items():
-        if key.startswith("generator."):
-            key = key[len("generator."):]
+        key = key.removeprefix("generator.")
         if isinstance(value, Tensor) and key.startswith(_GENERATOR_MODULES):
             out[key] = value
     return add_spynet_buffers(convert_mmedit_spynet_keys(out))
