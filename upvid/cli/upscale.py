@@ -125,13 +125,13 @@ def upscale(
     engines = EngineFactory(opts)
     results: list[JobResult] = []
     first_code = 0
-    progress = _progress(quiet)
     n = len(jobs)
     for k, (inp, out, problem) in enumerate(jobs, 1):
         tag = f"[{k}/{n}] " if batch else ""
         try:
             if problem is not None:
                 raise problem
+            progress = _progress(quiet)  # a fresh bar per input
             if progress is not None:
                 with progress:
                     task = progress.add_task("upscale", total=None, fps=0.0)
