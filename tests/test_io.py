@@ -116,7 +116,7 @@ def test_truncated_mkv_keeps_what_is_there(good, tmp_path):
     src.write_bytes(b[: len(b) * 2 // 3])
     code, _, stderr = call(src, tmp_path / "o.mkv", "-m", "bicubic", "-s", "1", "--preset", "ultrafast")
     assert code == 0, stderr
-    assert "warning" in stderr and "truncated or damaged" in stderr
+    assert "warning" in stderr and "truncated or damaged" in stderr, stderr
     assert 1 <= describe(tmp_path / "o.mkv")["frames"] < 12
 
 

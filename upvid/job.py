@@ -138,39 +138,44 @@ def available_memory() -> int | None:
     return min(vals) if vals else None
 
 
-def estimate_memory(width: int, height: int, scale: int, clip: int, queue: int, deep: bool) -> int:
-    """Bytes the streaming pipeline holds for output frames of ``(scale*width) x (scale*height)``:
-    the float32 model output of one clip/batch (and its clamped copy), plus the integer frames
-    in the output queue and the encoder."""
+def estimate_memory(width: int, height: int, scale: int, clip: int, queue: int, deep: bool, on_host: bool = True) -> int:
+    """Bytes of host memory the streaming pipeline holds for output frames of ``(scale*width) x
+    (scale*height)``: the integer frames in the output queue, the clip being converted and the
+    encoder, plus (when the model runs on the CPU) the float32 output of one clip/batch and its
+    normalised copy."""
     px = width * scale * height * scale * 3
-    return px * 4 * clip * 2 + px * (2 if deep else 1) * (queue + clip + 4)
+    return (px * 4 * clip * 2 if on_host else 0) + px * (2 if deep else 1) * (queue + clip + 4)
 
 
-def check_memory(info: VideoInfo, scale: int, clip: int, queue: int, deep: bool, device) -> None:
+def check_memory(info: VideoInfo, scale: int, clip: int, queue: int, deep: bool, device, device_clip: int | None = None) -> None:
     """Fail early, with a clear message, when the output frames cannot fit in memory.
+
+    On CUDA the float32 output of ``device_clip`` frames (stitched tiles and their normalised
+    copy) must fit in the free device memory; the host must hold the integer frames in flight.
 
     Raises:
         OutOfMemoryError: the estimate exceeds the available host (or CUDA) memory.
     """
-    need = estimate_memory(info.width, info.height, scale, clip, queue, deep)
-    have = available_memory()
-    where = "host memory"
-    if getattr(device, "type", "cpu") == "cuda":
+    cuda = getattr(device, "type", "cpu") == "cuda"
+    checks = [(estimate_memory(info.width, info.height, scale, clip, queue, deep, on_host=not cuda),
+               available_memory(), "host memory", clip)]
+    if cuda:
         try:
             import torch
 
             free, _ = torch.cuda.mem_get_info(device)
+            n = device_clip or clip
             px = info.width * scale * info.height * scale * 3
-            if px * 4 * clip * 2 > free:
-                need, have, where = px * 4 * clip * 2, free, f"free memory on {device}"
+            checks.append((px * 4 * n * 2, free, f"free memory on {device}", n))
         except Exception:  # noqa: BLE001
             pass
-    if have is not None and need > have:
-        raise OutOfMemoryError(
-            f"{info.width}x{info.height} x{scale} -> {info.width * scale}x{info.height * scale} output frames need "
-            f"about {need / 2**30:.1f} GiB for a clip of {clip} frames, but only {have / 2**30:.1f} GiB of {where} "
-            "is available; use a smaller --scale or --chunk"
-        )
+    for need, have, where, n in checks:
+        if have is not None and need > have:
+            raise OutOfMemoryError(
+                f"{info.width}x{info.height} x{scale} -> {info.width * scale}x{info.height * scale} output frames need "
+                f"about {need / 2**30:.1f} GiB for a clip of {n} frames, but only {have / 2**30:.1f} GiB of {where} "
+                "is available; use a smaller --scale or --chunk"
+            )
 
 
 # -- journal -----------------------------------------------------------------------------------
@@ -469,7 +474,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     s = net.scale
     size = (info.width * s, info.height * s)
     queue = max(4, 2 * engine.cfg.chunk)
-    check_memory(info, s, engine.cfg.chunk, queue, deep, engines.device)
+    device_clip = 1 if engine.cfg.auto_chunk else engine.cfg.chunk  # the CUDA planner may shrink window batches
+    check_memory(info, s, engine.cfg.chunk, queue, deep, engines.device, device_clip)
     work = work_dir_for(out)
     journal = open_journal(work, _fingerprint(inp, out, opts, s, codec, pix_fmt), opts.resume)
     done = journal.frames_done

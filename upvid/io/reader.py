@@ -56,6 +56,7 @@ def read_frames(
     n = 0
     errors = 0
     resized = False
+    last_t: float | None = None
     with open_input(path) as c:
         stream = c.streams[info.stream_index] if info.stream_index >= 0 else c.streams.video[0]
         stream.thread_type = "AUTO"
@@ -91,9 +92,13 @@ def read_frames(
                 except (av.error.FFmpegError, ValueError) as e:  # a damaged frame the converter refuses
                     log.warning("%s: skipping a frame that cannot be converted (%s)", path, e)
                     continue
+                if frame.pts is not None and frame.time_base is not None:
+                    last_t = float(frame.pts * frame.time_base)
                 yield DecodedFrame(rgb=rgb, pts=frame.pts, index=n)
                 n += 1
     if n == 0:
         raise InputError(f"{path}: no decodable video frame")
-    if info.frames > 10 and n < 0.9 * info.frames:
-        log.warning("%s: only %d of about %d frames could be read (truncated or damaged input)", path, n, info.frames)
+    if info.duration > 0 and last_t is not None:  # compare with the duration the header announced
+        if last_t + 2 / float(info.fps or 25) < info.start_time + 0.9 * info.duration:
+            log.warning("%s: decoding stopped at %.2f s of %.2f s (truncated or damaged input)", path,
+                        last_t - info.start_time, info.duration)

@@ -477,6 +477,8 @@ class VideoWriter:
         if codec == "libsvtav1":
             os.environ.setdefault("SVT_LOG", "1")
         cc.options = opts
+        if self.out.format.name == "avi":  # AVI has no timestamps to reorder B-frames with
+            cc.max_b_frames = 0
         if info.colorspace != 2:
             cc.colorspace = info.colorspace
         if info.color_primaries != 2:
