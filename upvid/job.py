@@ -96,7 +96,7 @@ def work_dir_for(out: Path) -> Path:
 
 def is_image_output(out: Path) -> bool:
     """OUT is an image folder when it is an existing folder or has no video suffix."""
-    return out.is_dir() or out.suffix.lower() not in VIDEO_SUFFIXES
+    return out.is_dir() or out.suffix.lower() not in INPUT_VIDEO_SUFFIXES
 
 
 def is_image_input(path: Path) -> bool:

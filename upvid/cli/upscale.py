@@ -54,7 +54,7 @@ def _line(msg: str) -> None:
 def upscale(
     paths: Annotated[list[Path], typer.Argument(
         help="IN OUT (a video file or a folder of images each), or with --output-dir any number of inputs "
-        "(video files, folders of videos, folders of images).", show_default=False)],
+        "(video files, folders of videos, folders of images).", show_default=False, metavar="IN... [OUT]")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `upvid models`).")] = DEFAULT_MODEL,
     scale: Annotated[Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",

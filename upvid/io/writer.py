@@ -55,7 +55,7 @@ _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mp2"}
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".nut", ".ts", ".mts"}
 
 #: Encoder used when ``codec="auto"``: by output suffix (default libx264).
-_AUTO_CODEC = {".webm": "libvpx-vp9"}
+_AUTO_CODEC = {".webm": "libvpx-vp9", ".ogv": "libvpx"}
 
 #: Pixel formats with more than 8 bits per component, by encoder (``--bit-depth 10``).
 _DEEP_FMT = {"libx264": "yuv420p10le", "libx265": "yuv420p10le", "libsvtav1": "yuv420p10le",
@@ -63,6 +63,10 @@ _DEEP_FMT = {"libx264": "yuv420p10le", "libx265": "yuv420p10le", "libsvtav1": "y
 
 #: Muxers keeping subtitles upvid may copy, by codec (FFmpeg's own lists are broader than players').
 _MOV_LIKE = {"mp4", "mov"}
+
+
+#: Muxers whose FFmpeg codec list is reliable enough to refuse a codec before encoding.
+_CHECKED_MUXERS = {"mp4", "mov", "webm", "matroska", "avi", "ogg", "ipod"}
 
 
 def default_codec(suffix: str) -> str:
@@ -455,6 +459,10 @@ class VideoWriter:
     def _add_video(self, codec: str, crf: int | None, preset: str | None, pix_fmt: str) -> None:
         info = self.info
         rate = info.fps.limit_denominator(1001000) if info.fps else Fraction(25)
+        canonical = av.codec.Codec(codec, "w").canonical_name
+        if self.out.format.name in _CHECKED_MUXERS and canonical not in self.out.supported_codecs:
+            raise EncodeError(f"the {self.out.format.name} container cannot hold {canonical} video "
+                              f"(from --codec {codec}); its default is {self.out.default_video_codec}")
         try:
             s = self.out.add_stream(codec, rate=rate)
         except (ValueError, av.error.FFmpegError) as e:
