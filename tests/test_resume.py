@@ -63,7 +63,18 @@ def test_interrupt_then_resume_matches_uninterrupted_run(vfr_clip, tmp_path, mon
     work = tmp_path / ".out.mkv.upvid-partial"
     journal = json.loads((work / "journal.json").read_text())
     assert journal["frames_done"] == 8 and [s["frames"] for s in journal["segments"]] == [4, 4]
-    assert sorted(p.name for p in work.iterdir()) == ["journal.json", "seg-000000.mkv", "seg-000001.mkv"]
+    assert sorted(p.name for p in work.iterdir()) == [".lock", "journal.json", "seg-000000.mkv", "seg-000001.mkv"]
+
+    # a second upvid on the same OUT while the first one is still at it (holding the lock) is refused
+    import fcntl
+
+    fd = os.open(work / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        code, _, stderr = call(vfr_clip, out, *ARGS, "--resume")
+        assert code == 4 and "another upvid process" in stderr, stderr
+    finally:
+        os.close(fd)
 
     code, stdout, stderr = call(vfr_clip, out, *ARGS, "--resume", "--json")
     assert code == 0, stderr

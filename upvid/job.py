@@ -229,6 +229,7 @@ def open_journal(work: Path, fingerprint: dict, resume: bool) -> Journal:
         OutputError: the folder cannot be created.
     """
     if work.exists():
+        _check_unlocked(work)
         old = Journal.load(work) if resume else None
         if old is not None:
             changed = sorted(k for k in set(fingerprint) | set(old.fingerprint) if fingerprint.get(k) != old.fingerprint.get(k))
@@ -237,6 +238,7 @@ def open_journal(work: Path, fingerprint: dict, resume: bool) -> Journal:
                                  "run without --resume to start over")
             if old.frames_done:
                 log.info("resuming after %d frames", old.frames_done)
+            _lock(work)
             return old
         if not resume and Journal.load(work) is not None:
             log.warning("%s: discarding the unfinished work of an earlier run (use --resume to continue it)", work)
@@ -245,9 +247,55 @@ def open_journal(work: Path, fingerprint: dict, resume: bool) -> Journal:
         work.mkdir(parents=False)
     except OSError as e:
         raise OutputError(f"{work.parent}: cannot create a work folder ({e.strerror or e})") from e
+    _lock(work)
     j = Journal(work, fingerprint)
     j.save()
     return j
+
+
+_LOCKS: dict[Path, int] = {}
+
+
+def _lock(work: Path) -> None:
+    """Hold an exclusive lock on ``work`` for the life of this job (released when the process ends).
+
+    Raises:
+        OutputError: another upvid process holds it (is writing the same OUT).
+    """
+    import fcntl
+
+    try:
+        fd = os.open(work / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise OutputError(f"{work}: cannot create a lock file ({e.strerror or e})") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OutputError(f"{work.name[1:].removesuffix('.upvid-partial')}: another upvid process is writing it") from None
+    _LOCKS[work] = fd
+
+
+def _unlock(work: Path) -> None:
+    fd = _LOCKS.pop(work, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _check_unlocked(work: Path) -> None:
+    import fcntl
+
+    try:
+        fd = os.open(work / ".lock", os.O_RDWR)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        raise OutputError(f"{work.name[1:].removesuffix('.upvid-partial')}: another upvid process is writing it") from None
+    finally:
+        os.close(fd)
 
 
 # -- sinks ---------------------------------------------------------------------------------------
@@ -503,8 +551,10 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             assemble([work / s_["file"] for s_ in journal.segments], tmp, info)
             os.replace(tmp, out)
             tmp = None
+        _unlock(work)
         shutil.rmtree(work, ignore_errors=True)
     except BaseException as e:
+        _unlock(work)
         if sink is not None:
             sink.abort()
         if tmp is not None:
