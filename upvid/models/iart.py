@@ -49,6 +49,10 @@ Differences from the reference that do not change the numbers:
 
 - The official ``cpu_cache`` (features parked in host memory for clips over 100 frames on CUDA)
   is not reproduced: upvid streams bounded clips (``frames``/``overlap`` in ``weights.toml``).
+  Instead each pass releases its input features as it consumes them and the last pass
+  reconstructs every frame as soon as its feature is ready, so about one feature map per frame
+  (``embed_dim * H * W`` floats) is alive at a time instead of the reference's five.
+- The spatial features are computed frame by frame (the same convolution).
 - The official "mirror-extended input" shortcut (reuse the flipped backward flows when the clip is
   ``x + x[::-1]``) is not reproduced; it only saves time, and its flag is sticky in the reference.
 - A single-frame clip is accepted (no flow is needed).
@@ -74,7 +78,7 @@ when a checkpoint lacks them. The unused ``swin_backbone.*.conv_first``, ``conv_
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -504,30 +508,44 @@ class IART(nn.Module):
         forward = self.spynet(z, a).view(b, t - 1, 2, h, w)
         return forward, backward
 
-    def _propagate(self, feats: list[Tensor], flows: Tensor | None, name: str) -> list[Tensor]:
-        """One pass over the clip; returns its ``T`` outputs in frame order."""
+    def _propagate(
+        self, feats: list[Tensor | None], flows: Tensor | None, name: str, sink: Callable[[int, Tensor], None] | None = None
+    ) -> list[Tensor | None]:
+        """One pass over the clip.
+
+        ``feats`` (the previous pass's outputs, frame order) is consumed: each entry is released
+        once used. Returns this pass's ``T`` outputs in frame order; with ``sink``, each output is
+        handed to ``sink(frame, feature)`` instead and only the two the recursion needs are kept.
+        """
         t = len(feats)
-        order = range(t - 1, -1, -1) if name.startswith("backward") else range(t)
+        backward = name.startswith("backward")
+        order = range(t - 1, -1, -1) if backward else range(t)
         fusion = self.swin_backbone[name]
-        out: list[Tensor] = []
+        out: list[Tensor | None] = [None] * t
+        prev: list[Tensor] = []  # the last two outputs of this pass, most recent last
         for i, idx in enumerate(order):
             cur = feats[idx]
+            feats[idx] = None
             if i == 0:
                 prop = fusion(torch.stack([cur, cur, cur], dim=1))
             else:
                 # flow from the current frame to the previously processed one
-                fidx = idx if name.startswith("backward") else idx - 1
-                flow1 = flows[:, fidx].permute(0, 2, 3, 1)
-                a1 = self.implicit_warp(out[-1], cur, flow1)
+                flow1 = flows[:, idx if backward else idx - 1].permute(0, 2, 3, 1)
+                a1 = self.implicit_warp(prev[-1], cur, flow1)
                 if i > 1:
-                    fidx2 = order[i - 1] if name.startswith("backward") else order[i - 1] - 1
-                    flow2 = flow1.permute(0, 3, 1, 2) + flow_warp(flows[:, fidx2], flow1)
-                    a2 = self.implicit_warp(out[-2], cur, flow2.permute(0, 2, 3, 1))
+                    before = order[i - 1]
+                    flow2 = flow1.permute(0, 3, 1, 2) + flow_warp(flows[:, before if backward else before - 1], flow1)
+                    a2 = self.implicit_warp(prev[-2], cur, flow2.permute(0, 2, 3, 1))
                 else:
                     a2 = torch.zeros_like(a1)
                 prop = fusion(torch.stack([a1, cur, a2], dim=1))
-            out.append(prop)
-        return out[::-1] if name.startswith("backward") else out
+            del cur
+            prev = [*prev[-1:], prop]
+            if sink is None:
+                out[idx] = prop
+            else:
+                sink(idx, prop)
+        return out
 
     def _reconstruct(self, feat: Tensor, lr: Tensor) -> Tensor:
         """``(B, C, H, W)`` feature + ``(B, 3, H, W)`` LR frame -> ``(B, 3, 4H, 4W)``."""
@@ -552,13 +570,18 @@ class IART(nn.Module):
         """
         if x.ndim != 5 or x.shape[2] != 3 or x.shape[1] < 1:
             raise ModelInputError(f"IART: expected (B, T, 3, H, W), got {tuple(x.shape)}")
-        b, t, c, h, w = x.shape
-        spatial = self.conv_first(x.reshape(-1, c, h, w)).view(b, t, -1, h, w)
-        feats = list(spatial.unbind(1))
+        t = x.shape[1]
+        feats: list[Tensor | None] = [self.conv_first(x[:, i]) for i in range(t)]
         flows_fwd, flows_bwd = self._flows(x) if t > 1 else (None, None)
-        for name in PASSES:
+        for name in PASSES[:-1]:
             feats = self._propagate(feats, flows_bwd if name.startswith("backward") else flows_fwd, name)
-        return torch.stack([self._reconstruct(feats[i], x[:, i]) for i in range(t)], dim=1)
+        frames: list[Tensor | None] = [None] * t
+
+        def reconstruct(i: int, feat: Tensor) -> None:  # as soon as the last pass has frame i
+            frames[i] = self._reconstruct(feat, x[:, i])
+
+        self._propagate(feats, flows_fwd, PASSES[-1], sink=reconstruct)
+        return torch.stack(frames, dim=1)
 
 
 def convert_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
