@@ -18,6 +18,8 @@ checks the key set.
 
 from __future__ import annotations
 
+import itertools
+
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -61,7 +63,7 @@ class SRVGGNetCompact(nn.Module):
         self.num_out_ch = num_out_ch
         layers: list[nn.Module] = []
         widths = [num_in_ch] + [num_feat] * (num_conv + 1)
-        for cin, cout in zip(widths[:-1], widths[1:]):
+        for cin, cout in itertools.pairwise(widths):
             layers += [nn.Conv2d(cin, cout, 3, 1, 1), _activation(act_type, cout)]
         layers.append(nn.Conv2d(num_feat, num_out_ch * upscale * upscale, 3, 1, 1))
         self.body = nn.ModuleList(layers)

@@ -66,7 +66,7 @@ def stn_warp(img: Tensor, flow: Tensor) -> Tensor:
     Returns:
         ``(B, C, H, W)`` of ``img``'s dtype.
     """
-    b, _, h, w = img.shape
+    _b, _, h, w = img.shape
     gy = torch.linspace(-1.0, 1.0, h, dtype=torch.float64, device=img.device).float()
     gx = torch.linspace(-1.0, 1.0, w, dtype=torch.float64, device=img.device).float()
     base = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
