@@ -612,7 +612,7 @@ class RVRT(nn.Module):
                     outputs[c] = self._reconstruct(x[:, 2 * c: 2 * c + 2], [feats[k][c] for k in earlier] + [out[c]])
                     for k in earlier[:-1]:
                         feats[k][c] = None  # type: ignore[call-overload]
-                    if i > 0:  # the previous pass's features of clip c are still the next step's queries
+                    if i > 0:  # clip c of the previous pass is the next step's keys; the clip before it is done
                         guide[order[i - 1]] = None  # type: ignore[call-overload]
             feats[name] = out  # type: ignore[assignment]
             if not first:
