@@ -1,4 +1,4 @@
-"""upvid.bench quality path on a tiny synthetic dataset."""
+"""upvid.bench and `upvid bench`: quality on a tiny synthetic dataset and a real clip, speed, compare."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ from upvid import bench
 from upvid.degrade import bi_degrade
 from upvid.errors import InputError, UsageError
 from upvid.io.images import write_image
+
+QUALITY_KEYS = {"schema", "model", "pretrained", "source", "dataset", "dataset_dir", "lr_source", "degradation",
+                "sigma", "scale", "crop_border", "device", "dtype", "engine", "sequences", "average", "frames",
+                "timing", "published", "versions", "created"}
+SPEED_KEYS = {"schema", "model", "pretrained", "scale", "device", "device_name", "dtype", "engine", "input",
+              "encoder", "warmup", "repeats", "seconds", "fps", "memory", "runs", "load_s", "warmup_s", "isolated",
+              "host", "versions", "created"}
+STAGES = {"decode", "model", "stitch", "encode", "end_to_end"}
 
 
 def _smooth_frames(t: int, h: int, w: int, seed: int) -> np.ndarray:
@@ -56,10 +64,8 @@ def test_matlab_bicubic_and_schema(dataset: Path) -> None:
     assert avg["psnr_y"] == pytest.approx(np.mean([s.psnr_y for s in r.sequences]))
     d = json.loads(r.to_json())
     assert d["schema"] == "upvid.bench.quality/1"
-    for key in ("model", "pretrained", "dataset", "dataset_dir", "lr_source", "degradation", "scale", "crop_border",
-                "device", "dtype", "engine", "sequences", "average", "frames", "timing", "published", "versions",
-                "created"):
-        assert key in d, key
+    assert set(d) == QUALITY_KEYS
+    assert d["source"] == "dataset" and d["sigma"] is None
     assert set(d["sequences"][0]) == {"name", "frames", "lr_size", "hr_size", "psnr_y", "ssim_y", "psnr_rgb",
                                       "model_s", "frame_psnr_y"}
     assert set(d["timing"]) == {"total_s", "model_s", "degrade_s", "metrics_s", "read_s", "fps"}
@@ -99,3 +105,154 @@ def test_errors(dataset: Path, tmp_path: Path) -> None:
         bench.run_quality(bench.MATLAB_BICUBIC, dataset, "XX")
     with pytest.raises(UsageError):
         bench.run_quality(bench.MATLAB_BICUBIC, dataset, sequences=["nope"])
+
+
+def test_bd_sigma(dataset: Path) -> None:
+    kw = dict(pretrained=False, sequences=["aa"], max_frames=1)
+    r16 = bench.run_quality("bicubic", dataset, "BD", **kw)
+    r15 = bench.run_quality("bicubic", dataset, "BD", sigma=1.5, **kw)
+    assert r16.sigma == 1.6 and r15.sigma == 1.5
+    assert r15.average["psnr_y"] != r16.average["psnr_y"]
+    assert json.loads(r15.to_json())["sigma"] == 1.5
+    assert bench.run_quality("bicubic", dataset, "BI", **kw).sigma is None
+
+
+def test_lr_dir_count_mismatch(dataset: Path, tmp_path: Path) -> None:
+    lr = tmp_path / "lr" / "aa"
+    lr.mkdir(parents=True)
+    src = sorted((dataset / "BIx4" / "aa").iterdir())
+    (lr / src[0].name).write_bytes(src[0].read_bytes())
+    with pytest.raises(InputError, match="fewer LR frames"):
+        bench.run_quality("bicubic", dataset, "BI", pretrained=False, sequences=["aa"], lr_dir=tmp_path / "lr")
+
+
+# -- the `upvid bench` command -------------------------------------------------------------------
+@pytest.fixture
+def cli(capsys):
+    """Run ``upvid ARGS`` in-process; returns (exit code, stdout, stderr)."""
+    import signal
+
+    from upvid.cli import main
+
+    def call(*args: str) -> tuple[int, str, str]:
+        old = signal.getsignal(signal.SIGTERM)
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        finally:
+            signal.signal(signal.SIGTERM, old)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+def test_cli_quality_dataset(dataset: Path, cli) -> None:
+    code, out, err = cli("bench", "-m", "bicubic", "--dataset", str(dataset), "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert set(d) == QUALITY_KEYS and d["schema"] == "upvid.bench.quality/1"
+    assert d["model"] == "bicubic" and d["frames"] == 6 and [s["name"] for s in d["sequences"]] == ["aa", "bb"]
+    assert 20 < d["average"]["psnr_y"] < 60 and d["degradation"] == "BI" and d["dtype"] == "fp32"
+    assert "average" in err and "PSNR-Y" in err  # the table goes to stderr
+
+
+def test_cli_quality_real_clip(realshort: Path, cli) -> None:
+    code, out, err = cli("bench", "-m", "bicubic", "--video", str(realshort), "--max-frames", "6", "--json", "-q")
+    assert code == 0, err
+    assert err == ""
+    d = json.loads(out)
+    assert d["source"] == "video" and d["dataset"] == "realshort.mp4" and d["frames"] == 6
+    s = d["sequences"][0]
+    assert s["lr_size"] == [60, 80] and s["hr_size"] == [240, 320] and len(s["frame_psnr_y"]) == 6
+    assert 20 < d["average"]["psnr_y"] < 45 and 0.5 < d["average"]["ssim_y"] < 1
+
+
+def test_cli_compare_quality(dataset: Path, cli) -> None:
+    code, out, err = cli("bench", "--compare", "bicubic", "matlab-bicubic", "--dataset", str(dataset),
+                         "--max-frames", "2", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["schema"] == "upvid.bench.compare/1" and d["kind"] == "quality"
+    assert d["models"] == ["bicubic", "matlab-bicubic"]
+    assert [r["model"] for r in d["results"]] == d["models"] and all(set(r) == QUALITY_KEYS for r in d["results"])
+    assert d["results"][0]["average"] != d["results"][1]["average"]  # two different upscalers
+    assert "bicubic" in err and "matlab-bicubic" in err
+
+
+def _check_speed(d: dict, frames: int, lr: list[int]) -> None:
+    assert set(d) == SPEED_KEYS and d["schema"] == "upvid.bench.speed/1"
+    assert set(d["fps"]) == set(d["seconds"]) == STAGES
+    assert all(v > 0 for v in d["fps"].values()) and all(v > 0 for v in d["seconds"].values())
+    assert d["fps"]["end_to_end"] <= min(d["fps"][k] for k in ("decode", "model", "encode")) * 1.5
+    assert d["input"]["frames"] == frames and d["input"]["lr_size"] == lr
+    assert d["input"]["hr_size"] == [4 * lr[0], 4 * lr[1]]
+    assert d["memory"]["peak_rss_mib"] > 50 and d["memory"]["cuda_peak_allocated_mib"] is None
+    assert len(d["runs"]) == d["repeats"] and all(r["frames"] == frames and r["total_s"] > 0 for r in d["runs"])
+    assert d["device"] == "cpu" and d["dtype"] == "fp32" and d["device_name"]
+    assert d["versions"]["torch"] and d["versions"]["av"] and d["warmup"] == 1
+
+
+def test_cli_speed_synthetic(cli) -> None:
+    code, out, err = cli("bench", "-m", "bicubic", "--speed", "--size", "32x48", "--frames", "4", "--repeats", "2",
+                         "--device", "cpu", "--preset", "ultrafast", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    _check_speed(d, 4, [32, 48])
+    assert d["input"]["source"] == "synthetic" and d["input"]["codec"] == "h264" and not d["isolated"]
+    assert "end to end fps" in err
+
+
+def test_cli_speed_real_clip(realshort: Path, cli) -> None:
+    code, out, err = cli("bench", "--speed", "-m", "bicubic", "--video", str(realshort), "--frames", "3",
+                         "--repeats", "1", "--device", "cpu", "--preset", "ultrafast", "--json", "-q")
+    assert code == 0, err
+    d = json.loads(out)
+    _check_speed(d, 3, [240, 320])
+    assert d["input"]["source"] == str(realshort) and d["encoder"]["preset"] == "ultrafast"
+
+
+def test_cli_speed_compare(cli) -> None:
+    code, out, err = cli("bench", "--speed", "--compare", "bicubic", "rlfn-x4", "--random-weights", "--size", "24x32",
+                         "--frames", "3", "--repeats", "1", "--device", "cpu", "--chunk", "2",
+                         "--preset", "ultrafast", "--no-isolate", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["schema"] == "upvid.bench.compare/1" and d["kind"] == "speed" and d["models"] == ["bicubic", "rlfn-x4"]
+    for r in d["results"]:
+        _check_speed(r, 3, [24, 32])
+    assert d["results"][1]["engine"]["chunk"] == 2 and not d["results"][1]["pretrained"]
+    assert "rlfn-x4" in err and "end to end fps" in err
+
+
+def test_speed_isolated_child() -> None:
+    r = bench.run_speed("bicubic", size=(24, 32), frames=2, repeats=1, device="cpu", preset="ultrafast", isolate=True)
+    assert r.isolated and r.input["frames"] == 2 and r.fps["end_to_end"] > 0 and r.memory["peak_rss_mib"] > 50
+    _check_speed(json.loads(r.to_json()), 2, [24, 32])
+
+
+def test_cli_usage_errors(dataset: Path, cli) -> None:
+    for args in (["bench", "--dataset", str(dataset)],                                    # no model
+                 ["bench", "--compare", "bicubic", "--dataset", str(dataset)],             # one model
+                 ["bench", "-m", "bicubic", "--dataset", str(dataset), "--sigma", "1.5"],  # sigma without bd
+                 ["bench", "-m", "bicubic"],                                               # no data, no --speed
+                 ["bench", "-m", "bicubic", "--speed", "--size", "big"],
+                 ["bench", "-m", "matlab-bicubic", "--speed"],
+                 ["bench", "-m", "bicubic", "--dataset", str(dataset), "--degradation", "xx"]):
+        code, out, err = cli(*args)
+        assert code == 2, (args, err)
+        assert out == "" and err.count("\n") == 1 and err.startswith("upvid: "), err
+
+
+def test_cli_bad_dataset_exit_3(tmp_path: Path) -> None:
+    """End to end in a real process: one stderr line, exit code 3, nothing on stdout."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "upvid", "bench", "-m", "bicubic", "--dataset", str(tmp_path / "nope"),
+                        "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("upvid: error: ") and "nope" in r.stderr
