@@ -366,11 +366,12 @@ def guided_deformable_attention(
         # (S*N*G, cg, K*rows, W) -> (N, heads, rows*W, S*K, d) for keys and values
         smp = smp.view(s_sets, n, 2 * p, k_pts, rows * w).to(q.dtype)
         smp = smp.view(s_sets, n, 2, heads, d, k_pts, rows * w).permute(2, 1, 3, 6, 0, 5, 4)
-        keys = smp[0].reshape(n, heads, rows * w, s_sets * k_pts, d)
-        vals = smp[1].reshape(n, heads, rows * w, s_sets * k_pts, d)
-        qb = q[:, :, r0:r1].reshape(n, heads, d, rows * w).transpose(2, 3).unsqueeze(3)  # (n, heads, rows*W, 1, d)
-        o = F.scaled_dot_product_attention(qb, keys, vals, scale=d**-0.5)  # (n, heads, rows*W, 1, d)
-        outs.append(o.squeeze(3).permute(0, 1, 3, 2).reshape(n, p, rows, w))
+        # 4-D for the fused kernels: batch n*heads, "heads" = pixels, one query per pixel
+        keys = smp[0].reshape(n * heads, rows * w, s_sets * k_pts, d)
+        vals = smp[1].reshape(n * heads, rows * w, s_sets * k_pts, d)
+        qb = q[:, :, r0:r1].reshape(n * heads, d, rows * w).transpose(1, 2).unsqueeze(2)  # (n*heads, rows*W, 1, d)
+        o = F.scaled_dot_product_attention(qb, keys, vals, scale=d**-0.5)  # (n*heads, rows*W, 1, d)
+        outs.append(o.squeeze(2).transpose(1, 2).reshape(n, p, rows, w))
     return torch.cat(outs, dim=2)
 
 
