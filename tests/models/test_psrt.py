@@ -31,7 +31,7 @@ def _meta(case: str) -> dict:
 
 
 def test_parity_small():
-    # 5 frames (second-order branches, flows of several pixels), sizes not multiples of 8
+    # 3 frames (second-order branch, flows of several pixels), width not a multiple of 8
     meta = _meta("small")
     data = load_file(str(FIX / "small.safetensors"))
     net = PSRTRecurrent(**meta["config"]).eval()
@@ -43,8 +43,10 @@ def test_parity_small():
     assert err <= meta["tolerance"], err
 
 
+@pytest.mark.slow
 def test_parity_full_size_through_load_model():
     # the official configuration, built from the weights.toml record, behind the Upscaler
+    # (slow: four 13.4 M-parameter Transformer passes over a 64x64 frame, ~10-20 s on 2 CPU cores)
     meta = _meta("full")
     data = load_file(str(FIX / "full.safetensors"))
     model = load_model("psrt-recurrent", pretrained=False)
@@ -79,7 +81,7 @@ def test_official_keys_convert_and_load_strict():
     converted = convert_official(bare)
     assert set(converted) == set(ref)
     for k, v in ref.items():
-        if k.endswith("relative_position_index") or k.startswith("spynet.m") or k.startswith("spynet.s"):
+        if k.endswith("relative_position_index") or k in ("spynet.mean", "spynet.std"):
             assert torch.equal(converted[k], v), k
     net.load_state_dict(converted, strict=True)
     n_params = sum(p.numel() for p in net.parameters())

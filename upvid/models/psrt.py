@@ -37,8 +37,11 @@ multiple of the window are zero-padded (after ``norm1``) inside every block, as 
 Differences from the reference that do not change the numbers:
 
 - Attention runs through ``F.scaled_dot_product_attention`` (explicit ``scale=head_dim**-0.5``,
-  bias and shift mask as an additive ``attn_mask``), over chunks of windows (bounded memory);
-  the shift mask is built per chunk from region labels instead of one ``(nW, N, N)`` tensor.
+  bias and shift mask as an additive ``attn_mask``), over chunks of windows (bounded memory).
+  The shift mask (zero inside most windows) is applied only to the windows that straddle a
+  region boundary, built from per-token region ids rather than one ``(nW, N, N)`` tensor.
+- Padding, cyclic shift and window partition (and their inverses) are one precomputed token
+  gather each (:class:`_WindowPlan`) instead of pad/roll/permute copies.
 - SpyNet runs over the frame pairs in chunks (:func:`upvid.models.basicvsr.compute_flows`) in
   fp32; flows and sampling grids stay fp32 under autocast.
 - Each pass keeps only the previous pass's features (the reference keeps all five lists), and
@@ -64,8 +67,6 @@ script loads with ``strict=False``, so a checkpoint without them would have work
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor, nn
@@ -131,10 +132,40 @@ def _window_partition(x: Tensor, ws: tuple[int, int, int]) -> Tensor:
     return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, ws[0] * ws[1] * ws[2], c)
 
 
-def _window_merge(windows: Tensor, ws: tuple[int, int, int], b: int, d: int, h: int, w: int) -> Tensor:
-    """Inverse of :func:`_window_partition`: ``(B * nW, N, C)`` -> ``(B, D, H, W, C)``."""
-    x = windows.view(b, d // ws[0], h // ws[1], w // ws[2], ws[0], ws[1], ws[2], -1)
-    return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(b, d, h, w, -1)
+class _WindowPlan:
+    """Token gathers for one input size: padding, cyclic shift and window partition as one index.
+
+    For a ``(T, H, W)`` token map padded to ``(D, Hp, Wp)`` (multiples of the window), ``gather[k]``
+    is the flat source position ``t*H*W + h*W + w`` of window-token ``k`` (windows in (D, Hp, Wp)
+    order, tokens in (d, h, w) order), or ``T*H*W`` (an appended zero token) for padding;
+    ``scatter[p]`` is the window-token that holds source position ``p``. One set for plain windows,
+    one for windows of the map cyclically shifted by ``-shift`` (``torch.roll`` semantics).
+    ``labels`` are the region ids of the shifted windows (:func:`_region_labels`).
+    """
+
+    def __init__(self, size: tuple[int, int, int], ws: tuple[int, int, int], shift: tuple[int, int, int],
+                 device: torch.device) -> None:
+        t, h, w = size
+        padded = tuple(n + (-n) % k for n, k in zip(size, ws))
+        self.size = size
+        self.padded_input = padded != tuple(size)
+        self.labels = _region_labels(padded, ws, shift, device)
+        self.num_windows = self.labels.shape[0]
+        axes = [torch.arange(n, device=device) for n in padded]
+        self.gather: dict[bool, Tensor] = {}
+        self.scatter: dict[bool, Tensor] = {}
+        for shifted in (False, True):
+            dd, hh, ww = (
+                (ax + (sh if shifted else 0)) % n for ax, sh, n in zip(axes, shift, padded)
+            )
+            src = (dd.view(-1, 1, 1) * h + hh.view(1, -1, 1)) * w + ww.view(1, 1, -1)
+            valid = (dd.view(-1, 1, 1) < t) & (hh.view(1, -1, 1) < h) & (ww.view(1, 1, -1) < w)
+            src = torch.where(valid, src, t * h * w)
+            gather = _window_partition(src[None, ..., None], ws).reshape(-1)
+            keep = gather < t * h * w
+            scatter = torch.empty(t * h * w, dtype=torch.long, device=device)
+            scatter[gather[keep]] = torch.arange(gather.numel(), device=device)[keep]
+            self.gather[shifted], self.scatter[shifted] = gather, scatter
 
 
 def _region_labels(
@@ -189,12 +220,12 @@ class WindowAttention3D(nn.Module):
             torch.zeros((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1), num_heads)
         )
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        grid = torch.stack(torch.meshgrid(
-            torch.arange(wd), torch.arange(wh), torch.arange(ww), indexing="ij"
-        )).flatten(1)  # (3, N)
-        rel = grid[:, :, None] - grid[:, None, :]  # (3, N, N), token i minus token j
-        index = ((rel[0] + wd - 1) * (2 * wh - 1) + (rel[1] + wh - 1)) * (2 * ww - 1) + (rel[2] + ww - 1)
-        self.register_buffer("relative_position_index", index)
+        # index of (d_i - d_j, h_i - h_j, w_i - w_j) in the table, row-major over the shifted offsets:
+        # it splits as key_i - key_j + const with key = (d * (2wh-1) + h) * (2ww-1) + w
+        d, h, w = torch.meshgrid(torch.arange(wd), torch.arange(wh), torch.arange(ww), indexing="ij")
+        key = ((d * (2 * wh - 1) + h) * (2 * ww - 1) + w).flatten()  # (N,)
+        const = ((wd - 1) * (2 * wh - 1) + (wh - 1)) * (2 * ww - 1) + (ww - 1)
+        self.register_buffer("relative_position_index", key[:, None] - key[None, :] + const)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
@@ -289,32 +320,22 @@ class SwinBlock3D(nn.Module):
     def shifted(self) -> bool:
         return any(s > 0 for s in self.shift_size)
 
-    def forward(self, x: Tensor, labels: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, plan: _WindowPlan) -> Tensor:
         """``(B, T, H, W, C) -> (B, T, H, W, C)``.
 
         Args:
             x: tokens.
-            labels: region ids of the shifted padded map (:func:`_region_labels`), used only if
-                this block is shifted.
+            plan: the window gathers for this size (:class:`_WindowPlan`).
         """
-        b, t, h, w, _ = x.shape
-        ws = self.window_size
-        y = self.norm1(x)
-        pd, ph, pw = (-t) % ws[0], (-h) % ws[1], (-w) % ws[2]
-        if pd or ph or pw:  # zero tokens after the norm, as in the reference
-            y = F.pad(y, (0, 0, 0, pw, 0, ph, 0, pd))
-        dp, hp, wp = t + pd, h + ph, w + pw
-        # a shift by a whole axis length (the frame axis: shift 3 of 3) is the identity: skip it
-        dims = [i + 1 for i, (s, p) in enumerate(zip(self.shift_size, (dp, hp, wp))) if s % p]
-        shift = [self.shift_size[d - 1] for d in dims]
-        if self.shifted and dims:
-            y = torch.roll(y, shifts=[-s for s in shift], dims=dims)
-        y = self.attn(_window_partition(y, ws), labels if self.shifted else None)
-        y = _window_merge(y, ws, b, dp, hp, wp)
-        if self.shifted and dims:
-            y = torch.roll(y, shifts=shift, dims=dims)
-        if pd or ph or pw:
-            y = y[:, :t, :h, :w]
+        b, t, h, w, c = x.shape
+        y = self.norm1(x).reshape(b, t * h * w, c)
+        if plan.padded_input:  # zero tokens after the norm, as in the reference
+            y = torch.cat([y, y.new_zeros(b, 1, c)], dim=1)
+        shifted = self.shifted
+        # pad + cyclic shift + window partition in one gather; the inverse is one gather too
+        y = torch.index_select(y, 1, plan.gather[shifted]).view(-1, self.attn.relative_position_index.shape[0], c)
+        y = self.attn(y, plan.labels if shifted else None).view(b, -1, c)
+        y = torch.index_select(y, 1, plan.scatter[shifted]).view(b, t, h, w, c)
         x = x + y
         return x + self.mlp(self.norm2(x))
 
@@ -339,11 +360,11 @@ class _ResidualSwinGroup(nn.Module):
         ])
         self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
 
-    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+    def forward(self, x: Tensor, plan: _WindowPlan) -> Tensor:
         """``(B, T, H, W, C) -> (B, T, H, W, C)``."""
         y = x
         for blk in self.residual_group.blocks:
-            y = blk(y, labels)
+            y = blk(y, plan)
         b, t, h, w, c = y.shape
         y = self.conv(y.reshape(b * t, h, w, c).permute(0, 3, 1, 2))
         return x + y.permute(0, 2, 3, 1).reshape(b, t, h, w, c)
@@ -421,11 +442,9 @@ class PatchAlignTransformer(nn.Module):
             x = conv(x.flatten(0, 1)).unflatten(0, (b, t))
         centre = x[:, t // 2]
         tokens = self.patch_embed["norm"](x.permute(0, 1, 3, 4, 2))  # (B, T, H, W, C)
-        ws = self.window_size
-        padded = (t + (-t) % ws[0], h + (-h) % ws[1], w + (-w) % ws[2])
-        labels = _region_labels(padded, ws, self.shift_size, x.device)
+        plan = _WindowPlan((t, h, w), self.window_size, self.shift_size, x.device)
         for layer in self.layers:
-            tokens = layer(tokens, labels)
+            tokens = layer(tokens, plan)
         feat = self.norm(tokens[:, t // 2]).permute(0, 3, 1, 2)
         return self.conv_after_body(feat) + centre
 
