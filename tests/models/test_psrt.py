@@ -112,3 +112,12 @@ def test_patch_align_moves_whole_patches():
     assert torch.equal(y[..., :8, :8], x[..., :8, 2:10])
     assert torch.equal(y[..., :8, 8:16], x[..., :8, 9:17])
     assert torch.equal(y[..., 8:, :], x[..., 8:, :])
+
+
+def test_batch_items_are_independent():
+    # shifted-window masks are per window of each batch item
+    net = PSRTRecurrent(mid_channels=8, embed_dim=16, depths=(2,), num_heads=(2,)).eval()
+    x = torch.rand(2, 3, 3, 64, 68, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = net(x)
+        assert torch.allclose(y[1:], net(x[1:]), atol=1e-5)
