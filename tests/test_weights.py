@@ -122,6 +122,15 @@ scale = 2
 url = "{endpoint}/files/tiny_x2_release.pth"
 sha256_prefix = "{sha[:8]}"
 key = "params"
+
+[models.tiny-nohash]
+arch = "tests.test_weights:TinyNet"
+convert = "tests.test_weights:convert_official"
+family = "sliding-window"
+scale = 2
+[models.tiny-nohash.weights]
+url = "{endpoint}/files/tiny_x2_release.pth"
+key = "params"
 """)
 
     write_toml()
@@ -227,6 +236,15 @@ def test_url_source_with_sha256_prefix(hub):
     assert any(h.startswith("GET /files/tiny_x2_release.pth") for h in _Hub.hits)
 
 
+def test_unhashed_source_loads_with_a_warning_naming_its_sha256(hub, caplog):
+    """Upstreams that publish no hash (RVRT releases, Drive folders): load, but say what was loaded."""
+    from upvid.models import load_model
+
+    with caplog.at_level("WARNING", logger="upvid"):
+        load_model("tiny-nohash")
+    assert any("no published sha256" in r.message and hub["sha"] in r.getMessage() for r in caplog.records)
+
+
 def test_weights_dir_is_searched_first_and_verified(hub, tmp_path):
     from upvid.models import load_model
 
@@ -275,3 +293,52 @@ def test_weights_toml_found_in_checkout_and_wheel(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
     assert r.stdout.strip() == str(tmp_path / "site" / "upvid" / "weights.toml"), r.stderr
+
+
+def test_iart_from_hub_stand_in_end_to_end(tmp_path, monkeypatch):
+    """`upvid IN OUT --model iart --scale 4` with the real `iart` record, its checkpoint (random
+    weights in the official layout, wrapped in ``params`` like kai422/IART's) served by a local Hub."""
+    from tests.media import describe
+    from tests.test_zoo_e2e import make_tiny_clip
+    from upvid.models import get_record
+    from upvid.models.iart import IART
+
+    official_keys = json.loads((Path(__file__).parent / "fixtures" / "iart" / "official_keys.json").read_text())
+    torch.manual_seed(0)
+    sd = IART(**get_record("iart").kwargs).state_dict()
+    assert set(sd) == set(official_keys)
+    pth = tmp_path / "IART_REDS_BI_N16.pth"
+    torch.save({"params": sd}, pth)
+    data = pth.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    _Hub.files = {"upvid-test/IART/IART_REDS_BI_N16.pth": data}
+    _Hub.hits = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # the shipped registry, with the Hub source the official record lacks (Drive folder only)
+        text = (Path(__file__).resolve().parents[1] / "weights.toml").read_text()
+        head = '[models.iart.weights]\nfilename = "IART_REDS_BI_N16.pth"\n'
+        assert head in text
+        toml = tmp_path / "weights.toml"
+        toml.write_text(text.replace(head, head + f'repo_id = "upvid-test/IART"\nsha256 = "{sha}"\n', 1))
+        env = {"UPVID_WEIGHTS_TOML": str(toml), "HF_HOME": str(tmp_path / "hf"),
+               "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}", "HF_HUB_DISABLE_XET": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0"}
+        monkeypatch.delenv("UPVID_WEIGHTS_DIR", raising=False)
+        clip = make_tiny_clip(tmp_path / "in.mp4", frames=3)
+        out = tmp_path / "out.mp4"
+        r = upvid(str(clip), str(out), "--model", "iart", "--scale", "4", "--chunk", "2", "--overlap", "1", "-q",
+                  env=env)
+        assert r.returncode == 0, r.stderr
+        assert any(h.startswith("GET /upvid-test/IART/resolve/") for h in _Hub.hits)
+        src, dst = describe(clip), describe(out)
+        assert dst["size"] == (src["size"][0] * 4, src["size"][1] * 4)
+        assert dst["frames"] == src["frames"] == 3 and dst["audio"] == src["audio"]
+        # converted once: the safetensors cache holds it and a second, offline run needs no server
+        assert list((tmp_path / "hf" / "upvid" / "converted").glob("*.safetensors"))
+        r = upvid(str(clip), str(tmp_path / "out2.mp4"), "--model", "iart", "-q", "--chunk", "2", "--overlap", "1",
+                  env={**env, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"})
+        assert r.returncode == 0, r.stderr
+    finally:
+        server.shutdown()

@@ -49,7 +49,7 @@ frames, are written as the string ``"inf"``).
 
     {
       "schema": "upvid.bench.quality/1",
-      "model": str, "pretrained": bool,
+      "model": str, "pretrained": bool,  # checkpoint loaded (false: random weights, or none needed)
       "source": "dataset" | "video",
       "dataset": str,                # label, e.g. "vid4" (folder name; "GT" resolves to its parent),
                                      # or the video's file name
@@ -493,7 +493,7 @@ def _quality(
     timing["fps"] = n / timing["model_s"] if timing["model_s"] > 0 else math.inf
     synth = lr_source is None
     return QualityResult(
-        model=model_name, pretrained=pretrained if net is not None else False, dataset=label, dataset_dir=path,
+        model=model_name, pretrained=bool(pretrained and net is not None and net.record.weights), dataset=label, dataset_dir=path,
         lr_source=degradation if synth else lr_source, degradation=degradation, scale=scale,
         crop_border=crop_border, device=str(dev), dtype=_DTYPE_NAMES[dt], engine=engine_cfg, sequences=results,
         timing=timing, source=source, sigma=float(sigma) if synth and degradation == "BD" else None,
@@ -1130,7 +1130,7 @@ def _speed(
 
     n = runs[0].frames
     return SpeedResult(
-        model=model_name, pretrained=pretrained, scale=s, device=str(dev),
+        model=model_name, pretrained=bool(pretrained and net.record.weights), scale=s, device=str(dev),
         device_name=torch.cuda.get_device_name(dev) if cuda else _cpu_name(), dtype=_DTYPE_NAMES[dt],
         engine={"chunk": cfg.chunk, "overlap": cfg.overlap, "tile": cfg.tile, "tile_overlap": cfg.tile_overlap},
         input={"source": source_label, "codec": info.codec, "frames": n, "lr_size": [info.height, info.width],

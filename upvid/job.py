@@ -69,6 +69,8 @@ class JobOptions:
     skip_existing: bool = False
     segment_frames: int = 300
     segment_seconds: float = 60.0
+    random_weights: bool = False
+    compile: bool = False
 
 
 @dataclass
@@ -417,7 +419,12 @@ class EngineFactory:
 
             self.device = resolve_device(self.opts.device)
             self.dtype = resolve_dtype(self.opts.dtype, self.device)
-            self.net = load_model(self.opts.model, self.opts.scale, weights_dir=self.opts.weights_dir, device=self.device)
+            import torch
+
+            with torch.random.fork_rng(devices=[]):  # --random-weights: the same network on every run (resume)
+                torch.manual_seed(0)
+                self.net = load_model(self.opts.model, self.opts.scale, pretrained=not self.opts.random_weights,
+                                      weights_dir=self.opts.weights_dir, device=self.device)
         return self.net
 
     def engine(self):
@@ -425,7 +432,8 @@ class EngineFactory:
 
         o = self.opts
         cfg = EngineConfig.for_model(self.load(), chunk=o.chunk, overlap=o.overlap, tile=o.tile,
-                                     tile_overlap=o.tile_overlap, device=self.device, dtype=self.dtype)
+                                     tile_overlap=o.tile_overlap, device=self.device, dtype=self.dtype,
+                                     compile=o.compile)
         return Engine(self.net, cfg)
 
 
@@ -447,7 +455,7 @@ def warmup_frames(net, cfg) -> int:
 def _fingerprint(inp: Path, out: Path, opts: JobOptions, scale: int, codec: str | None, pix_fmt: str | None) -> dict:
     st = inp.stat()
     return {"input": str(inp.resolve()), "input_size": st.st_size if inp.is_file() else None,
-            "input_mtime_ns": st.st_mtime_ns, "model": opts.model, "scale": scale, "codec": codec, "crf": opts.crf,
+            "input_mtime_ns": st.st_mtime_ns, "model": opts.model, "random_weights": opts.random_weights, "scale": scale, "codec": codec, "crf": opts.crf,
             "preset": opts.preset, "pix_fmt": pix_fmt, "output": out.name, "fps": str(opts.fps) if inp.is_dir() else None}
 
 

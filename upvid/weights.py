@@ -30,6 +30,7 @@ and written as safetensors to ``$HF_HOME/upvid/converted/``; later runs load tha
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -40,6 +41,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from upvid.errors import WeightsError
+
+log = logging.getLogger("upvid")
 
 if TYPE_CHECKING:
     from upvid.models.registry import ModelRecord
@@ -123,6 +126,9 @@ def verify(path: Path, spec: dict[str, Any]) -> str:
     elif spec.get("sha256_prefix"):
         if not digest.startswith(spec["sha256_prefix"]):
             raise WeightsError(f"{path}: sha256 {digest} does not match expected {_expected(spec)}")
+    else:  # upstream publishes no hash (RVRT releases, IART/PSRT Drive folders): say what we loaded
+        log.warning("%s: no published sha256 to verify against; this file's sha256 is %s "
+                    "(pin it as sha256 in weights.toml once you trust it)", path.name, digest)
     return digest
 
 

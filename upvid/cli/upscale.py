@@ -84,6 +84,10 @@ def upscale(
                                                    "seconds even if it has fewer frames.")] = 60.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary of the results on stdout.")] = False,
     weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local folder searched for checkpoints before the Hub.")] = None,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Randomly initialised network instead "
+                                                 "of the checkpoint (testing the pipeline offline; the output is noise).")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (pays off on long videos "
+                                          "on CUDA; slow start).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> int:
@@ -103,7 +107,7 @@ def upscale(
                       tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                       bit_depth=bit_depth, fps=_parse_fps(fps), weights_dir=weights_dir, overwrite=overwrite,
                       resume=resume, skip_existing=skip_existing, segment_frames=segment_frames,
-                      segment_seconds=segment_seconds)
+                      segment_seconds=segment_seconds, random_weights=random_weights, compile=compile)
     resolve_device(device)  # a bad --device is a usage error before any file is touched
     if output_dir is None:
         if len(paths) != 2:
