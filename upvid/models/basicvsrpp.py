@@ -72,6 +72,7 @@ from upvid.models.blocks import (
     SpyNet,
     convert_mmedit_spynet_keys,
     flow_warp,
+    pad_clip_to,
 )
 
 __all__ = ["PASSES", "BasicVSRPlusPlus", "SecondOrderDeformableAlignment", "convert_official"]
@@ -237,7 +238,7 @@ class BasicVSRPlusPlus(nn.Module):
             raise ModelInputError(f"BasicVSR++: expected (B, T, 3, H, W), got {tuple(x.shape)}")
         b, t, _, h, w = x.shape
         if h < MIN_SIZE or w < MIN_SIZE:
-            x = _pad_to(x, max(h, MIN_SIZE), max(w, MIN_SIZE))
+            x = pad_clip_to(x, max(h, MIN_SIZE), max(w, MIN_SIZE))
             return self.forward(x)[..., : 4 * h, : 4 * w]
 
         feats = self.feat_extract(x.flatten(0, 1)).unflatten(0, (b, t))
@@ -288,19 +289,6 @@ class BasicVSRPlusPlus(nn.Module):
                     result[idx] = new
             passes[name] = result
         return torch.stack(outputs, dim=1)
-
-
-def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
-    """Pad ``(B, T, C, H0, W0)`` bottom/right to ``(H, W)``: reflect where it can, then replicate."""
-    b, t = x.shape[:2]
-    y = x.flatten(0, 1)
-    while y.shape[-2] < h or y.shape[-1] < w:
-        ph, pw = min(h - y.shape[-2], y.shape[-2] - 1), min(w - y.shape[-1], y.shape[-1] - 1)
-        if ph <= 0 and pw <= 0:  # a 1-px side cannot reflect
-            y = F.pad(y, (0, w - y.shape[-1], 0, h - y.shape[-2]), mode="replicate")
-            break
-        y = F.pad(y, (0, max(pw, 0), 0, max(ph, 0)), mode="reflect")
-    return y.unflatten(0, (b, t))
 
 
 _GENERATOR_MODULES = (

@@ -145,6 +145,35 @@ class PixelShufflePack(nn.Module):
         return F.pixel_shuffle(self.upsample_conv(x), self.scale_factor)
 
 
+class Mlp(nn.Module):
+    """Transformer feed-forward ``fc2(gelu(fc1(x)))`` on ``(..., dim)`` tokens (Swin; keys ``fc1``, ``fc2``)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+def pad_clip_to(x: Tensor, h: int, w: int) -> Tensor:
+    """Pad a clip ``(B, T, C, H0, W0)`` bottom/right to ``(B, T, C, h, w)``: reflect where it can, then replicate.
+
+    For networks with a minimum input size (BasicVSR++ and PSRT's SpyNet pyramid); the caller
+    crops the output back.
+    """
+    b, t = x.shape[:2]
+    y = x.flatten(0, 1)
+    while y.shape[-2] < h or y.shape[-1] < w:
+        ph, pw = min(h - y.shape[-2], y.shape[-2] - 1), min(w - y.shape[-1], y.shape[-1] - 1)
+        if ph <= 0 and pw <= 0:  # a 1-px side cannot reflect
+            y = F.pad(y, (0, w - y.shape[-1], 0, h - y.shape[-2]), mode="replicate")
+            break
+        y = F.pad(y, (0, max(pw, 0), 0, max(ph, 0)), mode="reflect")
+    return y.unflatten(0, (b, t))
+
+
 class _SpyNetBasicModule(nn.Module):
     """One pyramid level of SpyNet: 5 convs 7x7 (8->32->64->32->16->2) with ReLU."""
 

@@ -85,7 +85,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from upvid.errors import ModelInputError
-from upvid.models.blocks import SpyNet, flow_warp
+from upvid.models.blocks import Mlp, SpyNet, flow_warp
 
 __all__ = ["IART", "ImplicitWarp", "SwinFusion", "convert_official"]
 
@@ -195,18 +195,6 @@ class WindowAttention3D(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
-class _Mlp(nn.Module):
-    """``fc2(gelu(fc1(x)))``, keys ``fc1``, ``fc2``."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
 class SwinBlock3D(nn.Module):
     """Pre-norm 3D (shifted-)window attention block + MLP, both residual.
 
@@ -227,7 +215,7 @@ class SwinBlock3D(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention3D(dim, window, num_heads)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = _Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     @property
     def shifted(self) -> bool:

@@ -74,8 +74,7 @@ from torch.nn import functional as F
 
 from upvid.errors import ModelInputError
 from upvid.models.basicvsr import add_spynet_buffers, compute_flows
-from upvid.models.basicvsrpp import _pad_to
-from upvid.models.blocks import SpyNet, flow_warp
+from upvid.models.blocks import Mlp, SpyNet, flow_warp, pad_clip_to
 
 __all__ = [
     "PASSES",
@@ -278,18 +277,6 @@ class WindowAttention3D(nn.Module):
         return out
 
 
-class _Mlp(nn.Module):
-    """``fc2(gelu(fc1(x)))`` (official names ``fc1``, ``fc2``)."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
 class SwinBlock3D(nn.Module):
     """Pre-norm Swin block over ``(B, T, H, W, C)`` tokens, optionally with shifted windows.
 
@@ -314,7 +301,7 @@ class SwinBlock3D(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention3D(dim, self.window_size, num_heads)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = _Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     @property
     def shifted(self) -> bool:
@@ -516,7 +503,7 @@ class PSRTRecurrent(nn.Module):
             raise ModelInputError(f"PSRT-recurrent: expected (B, T, 3, H, W), got {tuple(x.shape)}")
         b, t, _, h, w = x.shape
         if h < MIN_SIZE or w < MIN_SIZE:
-            y = self.forward(_pad_to(x, max(h, MIN_SIZE), max(w, MIN_SIZE)))
+            y = self.forward(pad_clip_to(x, max(h, MIN_SIZE), max(w, MIN_SIZE)))
             return y[..., : 4 * h, : 4 * w]
 
         feats: list[Tensor | None] = list(self.conv_first(x.flatten(0, 1)).unflatten(0, (b, t)).unbind(1))
