@@ -123,7 +123,10 @@ class Engine:
         self.cfg = config
         self.times = StageTimes()
         self._planned = False
-        self._pinned: dict[tuple, Tensor] = {}
+        self._pinned: dict[tuple, list[Tensor]] = {}  # two reused pinned staging buffers per chunk shape
+        self._copy_done: list = [None, None]  # CUDA events: the last upload from each buffer has finished
+        self._flip = 0
+        self._copy_stream = None
         self._forward_fn = torch.compile(model, dynamic=True) if config.compile else model
 
     def _plan(self, height: int, width: int) -> None:
@@ -149,20 +152,44 @@ class Engine:
             self._plan(*frames[0].shape[:2])
         deep = frames[0].dtype == np.uint16
         peak = 65535.0 if deep else 255.0
-        if self.cfg.device.type == "cuda":  # reused pinned staging buffer, async copy, convert on the GPU
-            key = (len(frames), *frames[0].shape, deep)
-            buf = self._pinned.get(key)
-            if buf is None:
-                buf = torch.empty(key[:-1], dtype=torch.int32 if deep else torch.uint8).pin_memory()
-                self._pinned = {key: buf}
-            torch.cuda.current_stream(self.cfg.device).synchronize()  # the previous copy has left the buffer
-            for i, f in enumerate(frames):
-                buf[i].copy_(torch.from_numpy(f.astype(np.int32) if deep else f))
-            t = buf.to(self.cfg.device, non_blocking=True)
+        if self.cfg.device.type == "cuda":
+            t = self._upload(frames, deep)
         else:
             arr = np.stack(frames)
             t = torch.from_numpy(arr.astype(np.int32) if deep else arr)
         return t.permute(0, 3, 1, 2).float().div_(peak)
+
+    def _upload(self, frames: list[np.ndarray], deep: bool) -> Tensor:
+        """CUDA: frames -> pinned staging buffer (two, used in turn) -> device on a side copy stream.
+
+        The compute stream waits for the copy (an event, not a host sync); the host only waits
+        when it refills a buffer whose previous upload is still in flight.
+        """
+        dev = self.cfg.device
+        key = (len(frames), *frames[0].shape, deep)
+        bufs = self._pinned.get(key)
+        if bufs is None:
+            dt = torch.int32 if deep else torch.uint8
+            bufs = [torch.empty(key[:-1], dtype=dt).pin_memory() for _ in range(2)]
+            self._pinned = {key: bufs}
+            self._copy_done = [None, None]
+        if self._copy_stream is None:
+            self._copy_stream = torch.cuda.Stream(dev)
+        i = self._flip = self._flip ^ 1
+        if self._copy_done[i] is not None:
+            self._copy_done[i].synchronize()
+        buf = bufs[i]
+        for k, f in enumerate(frames):
+            buf[k].copy_(torch.from_numpy(f.astype(np.int32) if deep else f))
+        compute = torch.cuda.current_stream(dev)
+        with torch.cuda.stream(self._copy_stream):
+            t = buf.to(dev, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(self._copy_stream)
+        compute.wait_stream(self._copy_stream)
+        t.record_stream(compute)  # the allocator must not reuse t's memory before compute is done with it
+        self._copy_done[i] = done
+        return t
 
     @staticmethod
     def _to_numpy(x: Tensor, dtype: np.dtype) -> list[np.ndarray]:
