@@ -9,6 +9,7 @@ variant against `whole` itself (how close the outputs are).
 
     python benchmarks/seams.py --model realesr-animevideov3 --weights-dir ../shared/data/weights
     python benchmarks/seams.py --model basicvsrpp --random-weights --max-frames 12 --sequences calendar
+    python benchmarks/seams.py --model iart --random-weights --sequences calendar --crop 128x128 --no-tiled
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main() -> int:
     ap.add_argument("--overlap", type=int, default=None)
     ap.add_argument("--weights-dir", type=Path, default=None)
     ap.add_argument("--random-weights", action="store_true")
+    ap.add_argument("--crop", default=None, help="HxW: score a centred crop of this HR size only (big models on CPU)")
+    ap.add_argument("--no-tiled", action="store_true", help="skip the tiled variant (clip borders only)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -53,12 +56,18 @@ def main() -> int:
     variants = {"whole": dict(tile=0, chunk=10**6 if recurrent else None, overlap=0 if recurrent else None),
                 "tiled": dict(tile=args.tile, tile_overlap=args.tile_overlap, chunk=10**6 if recurrent else None,
                               overlap=0 if recurrent else None)}
+    if args.no_tiled:
+        del variants["tiled"]
     if recurrent:
         variants["clipped"] = dict(tile=0, chunk=args.chunk, overlap=args.overlap)
     table: dict[str, dict] = {}
     for seq in seqs:
         gt = [mod_crop(torch.from_numpy(f).permute(2, 0, 1)[None], s)[0] for f in read_image_folder(args.dataset / seq)]
         gt = gt[: args.max_frames]
+        if args.crop:
+            ch, cw = (int(v) // s * s for v in args.crop.lower().split("x"))
+            top, left = (gt[0].shape[-2] - ch) // 2 // s * s, (gt[0].shape[-1] - cw) // 2 // s * s
+            gt = [g[:, top:top + ch, left:left + cw] for g in gt]
         hr = torch.stack(gt)
         lr_t = bi_degrade(hr, s) if args.degradation == "bi" else bd_degrade(hr, s)
         lr = [f.permute(1, 2, 0).contiguous().numpy() for f in lr_t]

@@ -240,3 +240,17 @@ def test_split_clip_blend_takes_each_frame_from_one_clip():
         return x.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
 
     assert np.array_equal(out[4], q(a[4])) and np.array_equal(out[5], q(b[1]))
+
+
+def test_attention_head_padding_is_exact():
+    """Padding the head dim to a multiple of 8 (for the fused CUDA kernels) changes nothing."""
+    from upvid.models.blocks import attention
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 6, 49, 20), torch.randn(3, 6, 49, 20), torch.randn(3, 6, 49, 20)
+    bias = torch.randn(1, 6, 49, 49)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=20 ** -0.5)
+    got = attention(q, k, v, attn_mask=bias, scale=20 ** -0.5, head_multiple=8)
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max() < 1e-5
+    assert torch.equal(attention(q, k, v, attn_mask=bias, scale=20 ** -0.5), ref)  # CPU: no padding

@@ -35,7 +35,15 @@ from upvid.errors import EncodeError, InputError, OutOfMemoryError, OutputError,
 from upvid.io.images import IMAGE_SUFFIXES, probe_images, read_image_frames, write_image
 from upvid.io.probe import VideoInfo, bit_depth_of, probe
 from upvid.io.reader import read_frames
-from upvid.io.writer import VIDEO_SUFFIXES, VideoWriter, assemble, choose_pix_fmt, default_codec, unique_temp_path
+from upvid.io.writer import (
+    VIDEO_SUFFIXES,
+    VideoWriter,
+    assemble,
+    choose_pix_fmt,
+    default_codec,
+    unique_temp_path,
+    yuv420_target,
+)
 
 log = logging.getLogger("upvid")
 
@@ -71,6 +79,7 @@ class JobOptions:
     segment_seconds: float = 60.0
     random_weights: bool = False
     compile: bool = False
+    colour_on_device: bool | None = None  # YUV <-> RGB in the engine (None: on CUDA)
 
 
 @dataclass
@@ -544,7 +553,12 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
                 sink = _ImageSink(journal, done - start, opts)
             else:
                 sink = _VideoSink(journal, done - start, opts, info, out, size, codec, pix_fmt)
-            frames = read_image_frames(info, high_bit_depth=deep) if image_in else read_frames(inp, info, high_bit_depth=deep)
+            on_device = opts.colour_on_device if opts.colour_on_device is not None else engines.device.type == "cuda"
+            if on_device and not image_out and not deep:  # 4:2:0 planes both ways, converted on the GPU
+                engine.cfg.yuv_out = yuv420_target(info, size[0], size[1], pix_fmt)
+            planar = on_device and not image_in and not deep
+            frames = (read_image_frames(info, high_bit_depth=deep) if image_in
+                      else read_frames(inp, info, high_bit_depth=deep, yuv=planar))
             source = (f for f in frames if f.index >= start)
             total = info.frames
             cb = (lambda n: on_frame(start + n, total)) if on_frame is not None else None

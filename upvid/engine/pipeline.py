@@ -82,7 +82,8 @@ def run_pipeline(
     """Stream ``source`` through ``engine`` into ``sink``.
 
     Args:
-        source: decoded frames (``.rgb`` ``(H, W, 3)`` uint8/uint16, ``.pts`` int or None), in order.
+        source: decoded frames (``.rgb`` ``(H, W, 3)`` uint8/uint16, or ``.yuv`` a
+            :class:`~upvid.frames.Yuv420`; ``.pts`` int or None), in order.
         engine: the configured engine.
         sink: called as ``sink(hr_rgb, pts)`` for each output frame, in order, from the encoder thread.
         queue_size: bound of each queue in frames (default: twice the engine's chunk).
@@ -154,7 +155,8 @@ def run_pipeline(
             if isinstance(item, _Failure):
                 raise item.exc
             pts_queue.append(item.pts)
-            yield item.rgb
+            yuv = getattr(item, "yuv", None)  # the GPU path: 4:2:0 planes, converted by the engine
+            yield yuv if yuv is not None else item.rgb
 
     threads = [threading.Thread(target=decode, name="upvid-decode", daemon=True),
                threading.Thread(target=encode, name="upvid-encode", daemon=True)]

@@ -17,8 +17,10 @@ from torch import Tensor
 
 from upvid.engine.device import autocast
 from upvid.engine.temporal import crossfade_weights, window_indices
+from upvid.engine.colour import rgb_to_yuv420, yuv420_to_rgb
 from upvid.engine.tiles import run_tiled
 from upvid.errors import OutOfMemoryError, UsageError
+from upvid.frames import Yuv420
 from upvid.models.registry import Upscaler
 
 MIN_TILE = 32
@@ -38,6 +40,9 @@ class EngineConfig:
         dtype: compute precision (autocast when not fp32).
         auto_tile, auto_chunk: let the planner size tiles / window batches (CUDA).
         compile: ``torch.compile`` the network (worth it for long videos on CUDA).
+        yuv_out: ``(colorspace, full_range)``: emit 8-bit outputs as :class:`~upvid.frames.Yuv420`
+            planes in that matrix/range, converted on the device (the GPU path; the encoder
+            then takes them as they are). ``None``: RGB arrays.
     """
 
     chunk: int
@@ -50,6 +55,7 @@ class EngineConfig:
     auto_tile: bool = False
     auto_chunk: bool = False
     compile: bool = False
+    yuv_out: tuple[int, bool] | None = None
 
     @classmethod
     def for_model(
@@ -146,10 +152,14 @@ class Engine:
             self.cfg.chunk = p.chunk
 
     # -- tensor helpers ------------------------------------------------------------------
-    def _to_tensor(self, frames: list[np.ndarray]) -> Tensor:
-        """``T x (H, W, 3)`` uint8/uint16 -> ``(T, 3, H, W)`` float32 in [0, 1] on the device."""
+    def _to_tensor(self, frames: list[np.ndarray] | list[Yuv420]) -> Tensor:
+        """``T x (H, W, 3)`` uint8/uint16 RGB, or ``T x`` :class:`Yuv420` -> ``(T, 3, H, W)`` float32 in [0, 1] on the device."""
         if not self._planned:
             self._plan(*frames[0].shape[:2])
+        if isinstance(frames[0], Yuv420):  # the GPU path: planes up, colour conversion on the device
+            planes = [f.planes for f in frames]
+            t = self._upload(planes, False) if self.cfg.device.type == "cuda" else torch.from_numpy(np.stack(planes))
+            return yuv420_to_rgb(t, frames[0].colorspace, frames[0].full_range)
         deep = frames[0].dtype == np.uint16
         peak = 65535.0 if deep else 255.0
         if self.cfg.device.type == "cuda":
@@ -160,7 +170,7 @@ class Engine:
         return t.permute(0, 3, 1, 2).float().div_(peak)
 
     def _upload(self, frames: list[np.ndarray], deep: bool) -> Tensor:
-        """CUDA: frames -> pinned staging buffer (two, used in turn) -> device on a side copy stream.
+        """CUDA: arrays (RGB frames or 4:2:0 planes) -> pinned staging buffer (two, used in turn) -> device on a side copy stream.
 
         The compute stream waits for the copy (an event, not a host sync); the host only waits
         when it refills a buffer whose previous upload is still in flight.
@@ -191,9 +201,12 @@ class Engine:
         self._copy_done[i] = done
         return t
 
-    @staticmethod
-    def _to_numpy(x: Tensor, dtype: np.dtype) -> list[np.ndarray]:
-        """``(T, 3, H, W)`` float [0, 1] -> ``T x (H, W, 3)`` of ``dtype``, rounded and clamped (on device)."""
+    def _to_numpy(self, x: Tensor, dtype: np.dtype) -> list[np.ndarray] | list[Yuv420]:
+        """``(T, 3, H, W)`` float [0, 1] -> ``T x (H, W, 3)`` of ``dtype``, rounded and clamped on the
+        device; or ``T x`` :class:`Yuv420` when ``config.yuv_out`` is set and ``dtype`` is 8-bit."""
+        if self.cfg.yuv_out is not None and dtype == np.uint8:
+            cs, full = self.cfg.yuv_out
+            return [Yuv420(p, cs, full) for p in rgb_to_yuv420(x, cs, full).cpu().numpy()]
         peak = 65535.0 if dtype == np.uint16 else 255.0
         q = x.clamp(0, 1).mul(peak).round_()
         q = q.to(torch.int32 if dtype == np.uint16 else torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
@@ -249,10 +262,12 @@ class Engine:
         """Upscale a stream.
 
         Args:
-            frames: ``(H, W, 3)`` RGB frames, ``uint8`` or ``uint16``, all the same size.
+            frames: ``(H, W, 3)`` RGB frames, ``uint8`` or ``uint16``, or :class:`Yuv420`
+                pictures (8-bit), all the same size.
 
         Yields:
-            ``(s*H, s*W, 3)`` frames of the input's dtype, one per input frame, in order.
+            ``(s*H, s*W, 3)`` frames of the input's dtype (:class:`Yuv420` with
+            ``config.yuv_out``), one per input frame, in order.
         """
         if self.model.family == "recurrent":
             yield from self._run_recurrent(iter(frames))

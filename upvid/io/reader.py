@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from upvid.errors import InputError
+from upvid.frames import YUV_MATRICES, Yuv420
 from upvid.io.probe import VideoInfo, open_input
 
 log = logging.getLogger(__name__)
@@ -21,18 +22,37 @@ class DecodedFrame:
     """One decoded picture.
 
     Attributes:
-        rgb: ``(H, W, 3)`` RGB, ``uint8`` (8-bit sources) or ``uint16`` full-scale (deeper sources).
+        rgb: ``(H, W, 3)`` RGB, ``uint8`` (8-bit sources) or ``uint16`` full-scale (deeper sources);
+            ``None`` when ``yuv`` holds the picture.
         pts: presentation timestamp in the video stream's time base (``None`` if the container has none).
         index: 0-based decode-order index of the frame among those emitted.
+        yuv: the 4:2:0 planes instead of RGB (``read_frames(..., yuv=True)``, for the GPU path).
     """
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     pts: int | None
     index: int
+    yuv: Yuv420 | None = None
+
+    @property
+    def picture(self) -> np.ndarray | Yuv420:
+        """What the engine takes: the :class:`~upvid.frames.Yuv420` planes if present, else the RGB array."""
+        return self.yuv if self.yuv is not None else self.rgb
+
+
+def yuv_eligible(info: VideoInfo) -> bool:
+    """Whether ``read_frames(..., yuv=True)`` hands out 4:2:0 planes for this stream.
+
+    True for 8-bit 4:2:0 sources (``yuv420p``/``yuvj420p``, even size) with a matrix
+    :mod:`upvid.engine.colour` knows; other sources stay RGB (converted by libswscale).
+    """
+    return (info.pix_fmt in ("yuv420p", "yuvj420p") and info.width % 2 == 0 and info.height % 2 == 0
+            and info.colorspace in YUV_MATRICES)
 
 
 def read_frames(
-    path: str | os.PathLike, info: VideoInfo, *, high_bit_depth: bool | None = None, max_errors: int = 50
+    path: str | os.PathLike, info: VideoInfo, *, high_bit_depth: bool | None = None, max_errors: int = 50,
+    yuv: bool = False,
 ) -> Iterator[DecodedFrame]:
     """Decode the first video stream of ``path`` to RGB, converting with the stream's own colour matrix and range.
 
@@ -44,6 +64,8 @@ def read_frames(
         info: its :func:`upvid.io.probe.probe` result.
         high_bit_depth: emit ``uint16`` RGB (``rgb48le``); default: when the source has > 8 bits.
         max_errors: consecutive decode errors tolerated.
+        yuv: for :func:`yuv_eligible` streams, hand out the decoder's 4:2:0 planes
+            (:attr:`DecodedFrame.yuv`) instead of RGB, for conversion on the GPU.
 
     Yields:
         :class:`DecodedFrame` in presentation order.
@@ -52,7 +74,9 @@ def read_frames(
         InputError: unreadable, or no frame could be decoded.
     """
     deep = info.bit_depth > 8 if high_bit_depth is None else high_bit_depth
-    fmt = "rgb48le" if deep else "rgb24"
+    planar = yuv and not deep and yuv_eligible(info)
+    fmt = info.pix_fmt if planar else "rgb48le" if deep else "rgb24"
+    full_range = info.color_range == 2 or info.pix_fmt == "yuvj420p"
     n = 0
     errors = 0
     resized = False
@@ -87,6 +111,8 @@ def read_frames(
                                         path, info.width, info.height, frame.width, frame.height)
                             resized = True
                         rgb = frame.to_ndarray(format=fmt, width=info.width, height=info.height, src_color_range=rng)
+                    elif planar and frame.format.name == fmt:
+                        rgb = frame.to_ndarray()  # the decoder's planes, untouched
                     else:
                         rgb = frame.to_ndarray(format=fmt, src_color_range=rng)
                 except (av.error.FFmpegError, ValueError) as e:  # a damaged frame the converter refuses
@@ -94,7 +120,10 @@ def read_frames(
                     continue
                 if frame.pts is not None and frame.time_base is not None:
                     last_t = float(frame.pts * frame.time_base)
-                yield DecodedFrame(rgb=rgb, pts=frame.pts, index=n)
+                if planar:  # the planes as decoded (a mid-stream size/format change is resampled to them)
+                    yield DecodedFrame(rgb=None, pts=frame.pts, index=n, yuv=Yuv420(rgb, info.colorspace, full_range))
+                else:
+                    yield DecodedFrame(rgb=rgb, pts=frame.pts, index=n)
                 n += 1
     if n == 0:
         raise InputError(f"{path}: no decodable video frame")

@@ -31,6 +31,7 @@ import av
 import numpy as np
 
 from upvid.errors import EncodeError, OutputError
+from upvid.frames import YUV_MATRICES, Yuv420
 from upvid.io.probe import VideoInfo, open_input
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,23 @@ _QUALITY_OPTS = {
 
 # AVColorSpace (codec tag) -> swscale colourspace name for the RGB -> YUV matrix.
 _SWS_CS = {1: "itu709", 4: "fcc", 5: "itu601", 6: "itu601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
+
+def output_color_range(info: VideoInfo, pix_fmt: str) -> int:
+    """The ``AVColorRange`` the encoder is given: the input's (2 = full for yuvj formats and full-range inputs)."""
+    return 2 if info.color_range == 2 and pix_fmt.startswith("yuvj") else (info.color_range or 0)
+
+
+def yuv420_target(info: VideoInfo, width: int, height: int, pix_fmt: str) -> tuple[int, bool] | None:
+    """``(colorspace, full_range)`` in which 4:2:0 planes made elsewhere (the GPU) can go straight
+    to an encoder of ``pix_fmt`` at ``width x height``, or ``None`` (RGB through libswscale then).
+
+    Only for 8-bit 4:2:0 output of even size in a matrix :mod:`upvid.engine.colour` knows;
+    the matrix is the input's, as :class:`VideoWriter` tags and converts RGB.
+    """
+    if pix_fmt not in ("yuv420p", "yuvj420p") or width % 2 or height % 2 or info.colorspace not in YUV_MATRICES:
+        return None
+    return info.colorspace, output_color_range(info, pix_fmt) == 2
+
 
 #: Audio codecs that players accept in MP4 (FFmpeg can mux more, e.g. Vorbis, that few players read).
 _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mp2"}
@@ -493,7 +511,7 @@ class VideoWriter:
             cc.color_primaries = info.color_primaries
         if info.color_trc != 2:
             cc.color_trc = info.color_trc
-        cc.color_range = 2 if info.color_range == 2 and pix_fmt.startswith("yuvj") else (info.color_range or 0)
+        cc.color_range = output_color_range(info, pix_fmt)
         if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
         if info.rotation:
@@ -505,23 +523,40 @@ class VideoWriter:
         self._dst_cs = _SWS_CS.get(info.colorspace)
         self._dst_range = "JPEG" if cc.color_range == 2 else "MPEG"
 
-    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+    @property
+    def yuv_target(self) -> tuple[int, bool] | None:
+        """``(colorspace, full_range)`` of :class:`~upvid.frames.Yuv420` pictures :meth:`write`
+        takes as they are (8-bit 4:2:0 output of even size), or ``None``."""
+        return yuv420_target(self.info, self.width, self.height, self.video.pix_fmt)
+
+    def write(self, rgb: np.ndarray | Yuv420, pts: int | None = None) -> None:
         """Encode one frame.
 
         Args:
-            rgb: ``(height, width, 3)`` RGB, ``uint8`` or ``uint16`` (full scale).
+            rgb: ``(height, width, 3)`` RGB, ``uint8`` or ``uint16`` (full scale); or a
+                :class:`~upvid.frames.Yuv420` in the matrix/range of :attr:`yuv_target`
+                (converted on the GPU by the engine; encoded without conversion).
             pts: presentation timestamp in the input video's time base; ``None``: frame index / fps.
 
         Raises:
-            EncodeError: the encoder rejected the frame; OutputError: the disk is full.
+            EncodeError: the encoder rejected the frame, or a :class:`Yuv420` it cannot take;
+                OutputError: the disk is full.
         """
         if rgb.shape != (self.height, self.width, 3):
             raise EncodeError(f"frame is {rgb.shape}, encoder expects {(self.height, self.width, 3)}")
-        if (self.enc_width, self.enc_height) != (self.width, self.height):
-            rgb = np.pad(rgb, ((0, self.enc_height - self.height), (0, self.enc_width - self.width), (0, 0)), mode="edge")
-        fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
-        frame = frame.reformat(format=self.video.pix_fmt, dst_colorspace=self._dst_cs, dst_color_range=self._dst_range)
+        if isinstance(rgb, Yuv420):
+            if (rgb.colorspace, rgb.full_range) != self.yuv_target:
+                raise EncodeError(f"4:2:0 planes ({rgb.colorspace}, full range {rgb.full_range}) do not match "
+                                  f"the encoder ({self.video.pix_fmt}, {self.yuv_target})")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb.planes), format=self.video.pix_fmt)
+        else:
+            if (self.enc_width, self.enc_height) != (self.width, self.height):
+                rgb = np.pad(rgb, ((0, self.enc_height - self.height), (0, self.enc_width - self.width), (0, 0)),
+                             mode="edge")
+            fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
+            frame = frame.reformat(format=self.video.pix_fmt, dst_colorspace=self._dst_cs,
+                                   dst_color_range=self._dst_range)
         if pts is None:
             pts = int(round(self._frame_index / (self.info.fps * self.info.time_base))) if self.info.fps else self._frame_index
         if self._last_pts is not None and pts <= self._last_pts:

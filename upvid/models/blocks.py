@@ -157,6 +157,35 @@ class Mlp(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
+def attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float, attn_mask: Tensor | None = None,
+              head_multiple: int | None = None) -> Tensor:
+    """``F.scaled_dot_product_attention`` with the head dim padded for the fused CUDA kernels.
+
+    The fused (flash / memory-efficient) kernels want the head dim ``d`` to be a multiple of 8;
+    Swin models with ``embed_dim / heads = 20`` (IART, PSRT) would fall back to the unfused
+    kernel. Zero-padding ``q``, ``k`` and ``v`` to the next multiple leaves every dot product
+    unchanged; ``scale`` is passed explicitly (``d**-0.5`` of the true ``d``) and the padded
+    output channels are dropped, so the result equals the unpadded attention.
+
+    Args:
+        q, k, v: ``(..., L, d)`` queries ``(L = Lq)``, keys and values ``(L = Lk)``.
+        scale: softmax scale (the model's, usually ``d**-0.5``).
+        attn_mask: additive ``(..., Lq, Lk)`` mask/bias, broadcastable.
+        head_multiple: pad ``d`` up to a multiple of this; default 8 on CUDA, none elsewhere
+            (on CPU padding only adds work).
+
+    Returns:
+        ``(..., Lq, d)``.
+    """
+    d = q.shape[-1]
+    mult = head_multiple if head_multiple is not None else (8 if q.is_cuda else 1)
+    pad = (-d) % mult
+    if pad:
+        q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    return out[..., :d] if pad else out
+
+
 def pad_clip_to(x: Tensor, h: int, w: int) -> Tensor:
     """Pad a clip ``(B, T, C, H0, W0)`` bottom/right to ``(B, T, C, h, w)``: reflect where it can, then replicate.
 

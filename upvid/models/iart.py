@@ -35,7 +35,8 @@ residual groups of ``depths[i]`` 3D window-attention blocks (window ``(3, 8, 8)`
 frames x 8 x 8 pixels, relative position bias, every second block shifted by ``(3, 4, 4)`` with
 the usual -100 mask; feature maps zero-padded to a window multiple after the block's first norm,
 as in the reference) + a 3x3 conv each, LayerNorm, conv on the centre frame + residual.
-Attention is ``F.scaled_dot_product_attention`` with the reference's scale and the relative
+Attention is ``F.scaled_dot_product_attention`` (via :func:`~upvid.models.blocks.attention`, which
+pads the head dim 20 to 24 on CUDA for the fused kernels) with the reference's scale and the relative
 position bias (plus the shift mask) as a float ``attn_mask``; shifted windows are processed in
 chunks so that the per-window masks are never all materialised.
 
@@ -85,7 +86,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from upvid.errors import ModelInputError
-from upvid.models.blocks import Mlp, SpyNet, flow_warp
+from upvid.models.blocks import Mlp, SpyNet, attention, flow_warp
 
 __all__ = ["IART", "ImplicitWarp", "SwinFusion", "convert_official"]
 
@@ -181,7 +182,7 @@ class WindowAttention3D(nn.Module):
         idx = self.relative_position_index[:n, :n].reshape(-1)
         bias = self.relative_position_bias_table[idx].view(n, n, heads).permute(2, 0, 1).to(q.dtype)  # (h, N, N)
         if regions is None:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0), scale=self.scale)
+            out = attention(q, k, v, attn_mask=bias.unsqueeze(0), scale=self.scale)
         else:
             nw = regions.shape[0]
             out = torch.empty_like(q)
@@ -191,7 +192,7 @@ class WindowAttention3D(nn.Module):
                 lab = regions[torch.arange(s, e, device=x.device) % nw]  # (m, N)
                 cross = (lab[:, :, None] != lab[:, None, :]).to(q.dtype) * _MASK_VALUE
                 mask = bias.unsqueeze(0) + cross.unsqueeze(1)  # (m, h, N, N)
-                out[s:e] = F.scaled_dot_product_attention(q[s:e], k[s:e], v[s:e], attn_mask=mask, scale=self.scale)
+                out[s:e] = attention(q[s:e], k[s:e], v[s:e], attn_mask=mask, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
@@ -439,7 +440,7 @@ class ImplicitWarp(nn.Module):
         q = self.q(query).reshape(n * h * w, 1, heads, d).transpose(1, 2)  # (NHW, heads, 1, d)
         k = self.k(nbrs).reshape(n * h * w, kk, heads, d).transpose(1, 2)  # (NHW, heads, kk, d)
         v = self.v(nbrs).reshape(n * h * w, kk, heads, d).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # (NHW, heads, 1, d)
+        out = attention(q, k, v, scale=self.scale)  # (NHW, heads, 1, d)
         return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 

@@ -36,7 +36,8 @@ multiple of the window are zero-padded (after ``norm1``) inside every block, as 
 
 Differences from the reference that do not change the numbers:
 
-- Attention runs through ``F.scaled_dot_product_attention`` (explicit ``scale=head_dim**-0.5``,
+- Attention runs through ``F.scaled_dot_product_attention`` (:func:`~upvid.models.blocks.attention`:
+  head dim padded to a multiple of 8 on CUDA; explicit ``scale=head_dim**-0.5``,
   bias and shift mask as an additive ``attn_mask``), over chunks of windows (bounded memory).
   The shift mask (zero inside most windows) is applied only to the windows that straddle a
   region boundary, built from per-token region ids rather than one ``(nW, N, N)`` tensor.
@@ -74,7 +75,7 @@ from torch.nn import functional as F
 
 from upvid.errors import ModelInputError
 from upvid.models.basicvsr import add_spynet_buffers, compute_flows
-from upvid.models.blocks import Mlp, SpyNet, flow_warp, pad_clip_to
+from upvid.models.blocks import Mlp, SpyNet, attention, flow_warp, pad_clip_to
 
 __all__ = [
     "PASSES",
@@ -243,7 +244,7 @@ class WindowAttention3D(nn.Module):
         for s in range(0, bw, step):
             q, k, v = self.qkv(x[s : s + step]).view(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
             m = mask if mask.shape[0] == 1 else mask[s : s + step]
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=m.to(q.dtype), scale=self.scale)
+            y = attention(q, k, v, attn_mask=m.to(q.dtype), scale=self.scale)
             out.append(self.proj(y.transpose(1, 2).reshape(-1, n, c)))
         return torch.cat(out) if len(out) > 1 else out[0]
 
