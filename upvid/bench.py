@@ -1101,7 +1101,9 @@ def _speed(
             writer = VideoWriter(out_path, info, width=info.width * s, height=info.height * s, codec=codec, crf=crf,
                                  preset=preset, pix_fmt=pix_fmt, copy_streams=False)
             try:
-                src = islice(read_frames(video, info, high_bit_depth=False), frames)
+                # as `upvid IN OUT` does: on CUDA the colour conversions run in the engine (4:2:0 both ways)
+                cfg.yuv_out = writer.yuv_target if cuda else None
+                src = islice(read_frames(video, info, high_bit_depth=False, yuv=cuda), frames)
                 stats = run_pipeline(src, Engine(net, cfg), writer.write)
                 t_flush = time.perf_counter()
                 writer.close()

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from upvid.engine.colour import rgb_to_yuv420, yuv420_to_rgb
 from upvid.engine.device import autocast
 from upvid.engine.temporal import crossfade_weights, window_indices
-from upvid.engine.colour import rgb_to_yuv420, yuv420_to_rgb
 from upvid.engine.tiles import run_tiled
 from upvid.errors import OutOfMemoryError, UsageError
 from upvid.frames import Yuv420
