@@ -254,3 +254,31 @@ def test_attention_head_padding_is_exact():
     assert got.shape == ref.shape
     assert (got - ref).abs().max() < 1e-5
     assert torch.equal(attention(q, k, v, attn_mask=bias, scale=20 ** -0.5), ref)  # CPU: no padding
+
+
+def test_average_clip_blend_is_the_mean_of_both_clips():
+    """RVRT's official protocol: overlapping clip outputs are averaged."""
+    frames = _frames(10, 8, 8)
+    rec = ModelRecord(name="rec", arch="-", family="recurrent", scale=2, frames=6, overlap=2, clip_blend="average")
+    model = Upscaler(_ClipMean(), rec)
+    out = list(upscale_frames(model, frames))
+    t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    a, b = model(t[0:6][None])[0], model(t[4:10][None])[0]
+    exp = ((a[4] + b[0]) / 2).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    assert np.abs(out[4].astype(int) - exp).max() <= 1 and crossfade_weights(3, "average") == [0.5] * 3
+    with pytest.raises(ValueError, match="clip_blend"):
+        crossfade_weights(2, "nope")
+
+
+def test_every_registry_record_uses_known_modes():
+    """weights.toml typos (family, padding, clip blend, channels) fail here, not mid-video."""
+    from upvid.engine.temporal import CLIP_BLENDS, PADDINGS
+    from upvid.models import list_models
+
+    for name, rec in list_models().items():
+        assert rec.family in ("sliding-window", "recurrent"), name
+        assert rec.temporal_padding in PADDINGS, name
+        assert rec.clip_blend in CLIP_BLENDS, name
+        assert rec.channels in ("rgb", "y"), name
+        assert rec.frames >= 1 and (rec.family == "recurrent" or rec.frames % 2 == 1), name
+        assert rec.family == "sliding-window" or 0 <= rec.overlap < rec.frames, name

@@ -71,7 +71,7 @@ def window_indices(centre: int, frames: int, n: int | None, last_known: int, mod
     return idx
 
 
-CLIP_BLENDS = ("crossfade", "split")
+CLIP_BLENDS = ("crossfade", "split", "average")
 
 
 def crossfade_weights(length: int, mode: str = "crossfade") -> list[float]:
@@ -81,9 +81,18 @@ def crossfade_weights(length: int, mode: str = "crossfade") -> list[float]:
       frame, the earlier one dominating where the later has least temporal context (its first
       frames). No hard switch, hence no flicker at clip borders.
     - ``split``: the earlier clip keeps the first half of the overlap, the later clip the second
-      half, each dropping the frames nearest its own border; this is the official VRT/RVRT test
-      protocol (``not_overlap_border``) for overlapping temporal clips.
+      half, each dropping the frames nearest its own border (VRT's test protocol,
+      ``not_overlap_border=True``).
+    - ``average``: both clips weigh 1/2 (RVRT's ``main_test_rvrt.py``: ``not_overlap_border=False``,
+      overlapping outputs summed and divided by their count).
+
+    Raises:
+        ValueError: unknown ``mode``.
     """
+    if mode not in CLIP_BLENDS:
+        raise ValueError(f"clip_blend must be one of {', '.join(CLIP_BLENDS)}, got {mode!r}")
     if mode == "split":
         return [1.0 if k < length // 2 else 0.0 for k in range(length)]
+    if mode == "average":
+        return [0.5] * length
     return [1.0 - (k + 0.5) / length for k in range(length)]

@@ -10,7 +10,7 @@
     frames = 30                     # sliding window: frames in (2N+1); recurrent: clip length
     overlap = 5                     # recurrent: frames shared by consecutive clips
     temporal_padding = "reflect"    # sliding window ends: reflect | reflection_circle | replicate
-    clip_blend = "crossfade"        # recurrent clip overlaps: crossfade | split (VRT/RVRT protocol)
+    clip_blend = "crossfade"        # recurrent clip overlaps: crossfade | split (VRT protocol) | average (RVRT protocol)
     size_multiple = 1               # H and W are reflect-padded up to a multiple of this
     input_range = 1.0               # the network wants RGB in [0, input_range]
     channels = "rgb"                # "rgb", or "y" for luma-only networks
