@@ -49,6 +49,7 @@ _QUALITY_OPTS = {
 # AVColorSpace (codec tag) -> swscale colourspace name for the RGB -> YUV matrix.
 _SWS_CS = {1: "itu709", 4: "fcc", 5: "itu601", 6: "itu601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 
+
 def output_color_range(info: VideoInfo, pix_fmt: str) -> int:
     """The ``AVColorRange`` the encoder is given: the input's (2 = full for yuvj formats and full-range inputs)."""
     return 2 if info.color_range == 2 and pix_fmt.startswith("yuvj") else (info.color_range or 0)
