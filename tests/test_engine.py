@@ -228,9 +228,11 @@ def test_reflection_circle_streams_like_whole():
     assert np.array_equal(out[8], exp.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy())
 
 
-def test_split_clip_blend_takes_each_frame_from_one_clip():
+def _two_clip_run(clip_blend: str):
+    """10 frames through a 6-frame clip model with overlap 2: the engine's outputs, both clips'
+    raw outputs (frames 0-5 and 4-9), and the uint8 quantiser the engine applies."""
     frames = _frames(10, 8, 8)
-    rec = ModelRecord(name="rec", arch="-", family="recurrent", scale=2, frames=6, overlap=2, clip_blend="split")
+    rec = ModelRecord(name="rec", arch="-", family="recurrent", scale=2, frames=6, overlap=2, clip_blend=clip_blend)
     model = Upscaler(_ClipMean(), rec)
     out = list(upscale_frames(model, frames))
     t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
@@ -239,6 +241,11 @@ def test_split_clip_blend_takes_each_frame_from_one_clip():
     def q(x):
         return x.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
 
+    return out, a, b, q
+
+
+def test_split_clip_blend_takes_each_frame_from_one_clip():
+    out, a, b, q = _two_clip_run("split")
     assert np.array_equal(out[4], q(a[4])) and np.array_equal(out[5], q(b[1]))
 
 
@@ -258,13 +265,8 @@ def test_attention_head_padding_is_exact():
 
 def test_average_clip_blend_is_the_mean_of_both_clips():
     """RVRT's official protocol: overlapping clip outputs are averaged."""
-    frames = _frames(10, 8, 8)
-    rec = ModelRecord(name="rec", arch="-", family="recurrent", scale=2, frames=6, overlap=2, clip_blend="average")
-    model = Upscaler(_ClipMean(), rec)
-    out = list(upscale_frames(model, frames))
-    t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
-    a, b = model(t[0:6][None])[0], model(t[4:10][None])[0]
-    exp = ((a[4] + b[0]) / 2).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    out, a, b, q = _two_clip_run("average")
+    exp = q((a[4] + b[0]) / 2)
     assert np.abs(out[4].astype(int) - exp).max() <= 1 and crossfade_weights(3, "average") == [0.5] * 3
     with pytest.raises(ValueError, match="clip_blend"):
         crossfade_weights(2, "nope")

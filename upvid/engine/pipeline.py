@@ -20,12 +20,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from upvid.engine.upscale import Engine
+from upvid.frames import Yuv420
 
 _END = object()
 
 
 class Frame(Protocol):
-    rgb: np.ndarray
+    picture: np.ndarray | Yuv420
     pts: int | None
 
 
@@ -82,7 +83,7 @@ def run_pipeline(
     """Stream ``source`` through ``engine`` into ``sink``.
 
     Args:
-        source: decoded frames (``.rgb`` ``(H, W, 3)`` uint8/uint16, or ``.yuv`` a
+        source: decoded frames (``.picture``: ``(H, W, 3)`` uint8/uint16 RGB or a
             :class:`~upvid.frames.Yuv420`; ``.pts`` int or None), in order.
         engine: the configured engine.
         sink: called as ``sink(hr_rgb, pts)`` for each output frame, in order, from the encoder thread.
@@ -155,8 +156,7 @@ def run_pipeline(
             if isinstance(item, _Failure):
                 raise item.exc
             pts_queue.append(item.pts)
-            yuv = getattr(item, "yuv", None)  # the GPU path: 4:2:0 planes, converted by the engine
-            yield yuv if yuv is not None else item.rgb
+            yield item.picture  # RGB, or on the GPU path the 4:2:0 planes the engine converts
 
     threads = [threading.Thread(target=decode, name="upvid-decode", daemon=True),
                threading.Thread(target=encode, name="upvid-encode", daemon=True)]

@@ -523,12 +523,9 @@ class VideoWriter:
         self.video = s
         self._dst_cs = _SWS_CS.get(info.colorspace)
         self._dst_range = "JPEG" if cc.color_range == 2 else "MPEG"
-
-    @property
-    def yuv_target(self) -> tuple[int, bool] | None:
-        """``(colorspace, full_range)`` of :class:`~upvid.frames.Yuv420` pictures :meth:`write`
-        takes as they are (8-bit 4:2:0 output of even size), or ``None``."""
-        return yuv420_target(self.info, self.width, self.height, self.video.pix_fmt)
+        #: ``(colorspace, full_range)`` of :class:`~upvid.frames.Yuv420` pictures :meth:`write`
+        #: takes as they are (8-bit 4:2:0 output of even size), or ``None``.
+        self.yuv_target = yuv420_target(info, self.width, self.height, self.video.pix_fmt)
 
     def write(self, rgb: np.ndarray | Yuv420, pts: int | None = None) -> None:
         """Encode one frame.
