@@ -284,3 +284,49 @@ def test_every_registry_record_uses_known_modes():
         assert rec.channels in ("rgb", "y"), name
         assert rec.frames >= 1 and (rec.family == "recurrent" or rec.frames % 2 == 1), name
         assert rec.family == "sliding-window" or 0 <= rec.overlap < rec.frames, name
+
+
+#: Official test-config padding names -> upvid's (BasicSR's names; EGVSR's dual-reflect mirrors
+#: without repeating the edge frame, as BasicSR's "reflection" does).
+OFFICIAL_PADDING = {"reflection_circle": "reflection_circle", "reflection": "reflect", "replicate": "replicate",
+                    "dual-reflect": "reflect"}
+
+
+def test_sliding_window_padding_matches_the_official_test_config():
+    """Every multi-frame sliding-window record names its official test config and padding value
+    (``padding_source = "FILE: KEY: VALUE"``), and its ``temporal_padding`` is that value."""
+    from upvid.models import list_models
+
+    checked = []
+    for name, rec in list_models().items():
+        if rec.family != "sliding-window" or rec.frames == 1:
+            continue
+        assert rec.padding_source.count(":") >= 2, f"{name}: padding_source must be 'FILE: KEY: VALUE'"
+        official = rec.padding_source.rsplit(":", 1)[1].strip()
+        assert OFFICIAL_PADDING[official] == rec.temporal_padding, name
+        checked.append(name)
+    assert {"edvr-m", "edvr-l", "vespcn-x4-bd"} <= set(checked)
+
+
+@pytest.mark.parametrize("name", ["basicvsr", "basicvsrpp", "iconvsr", "iart", "psrt-recurrent", "rvrt"])
+@pytest.mark.parametrize("chunk", [2, 4, 8])
+def test_chunk_alone_scales_the_default_overlap(name, chunk):
+    """``--chunk N`` without ``--overlap`` works for every recurrent model for N >= 2."""
+    from upvid.engine.upscale import default_overlap
+    from upvid.models import get_record
+
+    rec = get_record(name)
+    model = type("M", (), {"record": rec})()
+    cfg = EngineConfig.for_model(model, chunk=chunk)
+    assert cfg.chunk == chunk and 0 <= cfg.overlap < chunk
+    assert cfg.overlap == default_overlap(rec.overlap, rec.frames, chunk)
+    assert EngineConfig.for_model(model).overlap == rec.overlap  # no --chunk: the record's own
+    with pytest.raises(UsageError, match="--overlap"):
+        EngineConfig.for_model(model, chunk=chunk, overlap=chunk)  # an explicit bad value is still refused
+
+
+def test_default_overlap_is_proportional():
+    from upvid.engine.upscale import default_overlap
+
+    assert default_overlap(10, 100, 8) == 1 and default_overlap(5, 30, 4) == 1 and default_overlap(5, 30, 2) == 0
+    assert default_overlap(10, 100, 50) == 5 and default_overlap(2, 100, 100) == 2

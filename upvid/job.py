@@ -50,7 +50,13 @@ log = logging.getLogger("upvid")
 JOURNAL_VERSION = 1
 
 #: File suffixes taken as video inputs when a folder is expanded for a batch.
-INPUT_VIDEO_SUFFIXES = VIDEO_SUFFIXES | {".mpg", ".mpeg", ".ogv", ".flv", ".wmv", ".3gp", ".m2ts", ".vob", ".y4m"}
+INPUT_VIDEO_SUFFIXES = VIDEO_SUFFIXES | {".mpg", ".mpeg", ".ogv", ".ogg", ".flv", ".wmv", ".3gp", ".m2ts", ".vob", ".y4m"}
+
+#: Suffixes of media that are not video (audio, still images, subtitles): refused as OUT, since
+#: an OUT without a video suffix would otherwise be taken as a folder of PNG frames.
+NOT_VIDEO_SUFFIXES = {".ogg", ".mp3", ".m4a", ".aac", ".ac3", ".wav", ".flac", ".opus", ".oga", ".wma", ".mka", ".mp2",
+                      ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".srt", ".ass", ".vtt",
+                      ".txt", ".json"}
 
 
 @dataclass
@@ -381,7 +387,10 @@ class _VideoSink(_Sink):
     def _close(self) -> dict:
         w, self.writer = self.writer, None
         w.close()
-        return {"file": self.file.name}
+        entry: dict = {"file": self.file.name}
+        if w.sequential:  # the container keeps no frame times: the join takes them from here
+            entry["pts"] = w.written_pts
+        return entry
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -490,6 +499,9 @@ def check_output(inp: Path, out: Path, opts: JobOptions) -> bool:
             raise OutputError(f"{out}: is a directory")
         elif not opts.overwrite:
             raise OutputError(f"{out}: exists (use --overwrite to replace it)")
+    if not out.is_dir() and out.suffix.lower() in NOT_VIDEO_SUFFIXES:
+        raise UsageError(f"{out}: {out.suffix} is not a video container suffix; use a video suffix (.mkv, .mp4, .mov, "
+                         ".webm, .avi, .nut, .ts, .mpg, .ogv), or a name without a suffix for a folder of PNG frames")
     parent = out.parent
     if not parent.exists():
         raise OutputError(f"{parent}: no such directory")
@@ -524,9 +536,12 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     image_in = is_image_input(inp)
     image_out = is_image_output(out)
     info = probe_images(inp, opts.fps) if image_in else probe(inp)
+    if image_out and info.others:
+        log.warning("%s: writing a folder of PNG frames; its %d audio/subtitle stream(s) are not kept "
+                    "(give OUT a video suffix, e.g. .mkv, to keep them)", out, len(info.others))
     codec = pix_fmt = None
     if not image_out:
-        codec = default_codec(out.suffix) if opts.codec == "auto" else opts.codec
+        codec = default_codec(out.suffix, info.codec) if opts.codec == "auto" else opts.codec
         pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
         deep = info.bit_depth > 8 or bit_depth_of(pix_fmt) > 8
     else:
@@ -570,7 +585,12 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             _publish_frames(work / "frames", out, journal.frames_done)
         else:
             tmp = unique_temp_path(out)
-            assemble([work / s_["file"] for s_ in journal.segments], tmp, info)
+            recorded = [s_.get("pts") for s_ in journal.segments]
+            try:
+                assemble([work / s_["file"] for s_ in journal.segments], tmp, info,
+                         recorded_pts=recorded if all(r is not None for r in recorded) else None)
+            except UpvidError as e:
+                raise _join_failed(e, inp, out, journal) from e
             os.replace(tmp, out)
             tmp = None
         _unlock(work)
@@ -581,17 +601,43 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             sink.abort()
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-        keep = journal.frames_done > 0 and not isinstance(e, (InputError, EncodeError, UsageError, GlobalError))
-        if keep:
+        # Finished segments are never deleted by a failure: an input, encoder or join error late in
+        # a job keeps them for --resume (which redoes only what is missing, or only the join).
+        keep = journal.frames_done > 0 and not isinstance(e, GlobalError)
+        if keep and "--resume" not in str(e):
             log.warning("%d frames of %s are done and kept in %s; run the same command with --resume to continue",
                         journal.frames_done, out.name, work)
-        else:
+        elif not keep:
             shutil.rmtree(work, ignore_errors=True)
         if isinstance(e, OSError) and not isinstance(e, UpvidError):
             raise OutputError(f"{out}: {'no space left on device' if e.errno == 28 else e.strerror or e}") from e
         raise
     return JobResult(str(inp), str(out), "ok", frames=journal.frames_done, resumed_from=done,
                      seconds=round(time.perf_counter() - t0, 3), size=f"{info.width}x{info.height}->{size[0]}x{size[1]}")
+
+
+class JoinError(EncodeError):
+    """Every frame is encoded, but joining the segments into OUT failed; the segments are kept."""
+
+
+def _join_failed(e: UpvidError, inp: Path, out: Path, journal: Journal) -> UpvidError:
+    """Keep the finished segments, write an FFmpeg concat list beside them, and say how to finish.
+
+    Returns:
+        A :class:`JoinError` (or the original error for disk-full and other output errors) whose
+        message names the work folder, the ``--resume`` retry and the manual ``ffmpeg`` join.
+    """
+    listing = journal.dir / "segments.ffconcat"
+    try:
+        listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{s['file']}'\n" for s in journal.segments))
+    except OSError:
+        pass
+    how = (f"all {journal.frames_done} frames are done and kept in {journal.dir}; fix the cause and run the same "
+           f"command with --resume (only the join is redone), or join them yourself: ffmpeg -f concat -safe 0 -i "
+           f"{listing} -i {inp} -map 0:v -map 1:a? -map 1:s? -c copy {out.with_suffix('.mkv')}")
+    if isinstance(e, OutputError):
+        return type(e)(f"{e}; {how}")
+    return JoinError(f"joining the segments into {out.name} failed ({e}); {how}")
 
 
 def _publish_frames(frames: Path, out: Path, n: int) -> None:

@@ -81,3 +81,40 @@ def test_bad_inputs_raise():
         net(torch.rand(1, 3, 3, 16, 16))
     with pytest.raises(ModelInputError):
         load_model("edvr-m", pretrained=False)(torch.rand(1, 3, 3, 16, 16))
+
+
+def basicsr_frame_indices(centre: int, n: int, num_frames: int, padding: str) -> list[int]:
+    """The test oracle: BasicSR's ``generate_frame_indices`` (basicsr/data/data_util.py) rule for
+    the window of ``num_frames`` around ``centre`` in a sequence of ``n`` frames."""
+    last, r = n - 1, num_frames // 2
+    out = []
+    for i in range(centre - r, centre + r + 1):
+        if i < 0:
+            j = {"replicate": 0, "reflection": -i, "reflection_circle": centre + r - i}[padding]
+        elif i > last:
+            j = {"replicate": last, "reflection": 2 * last - i, "reflection_circle": (centre - r) - (i - last)}[padding]
+        else:
+            j = i
+        out.append(j)
+    return out
+
+
+@pytest.mark.parametrize("name", ["edvr-m", "edvr-l"])
+def test_sequence_ends_follow_basicsr_reflection_circle(name):
+    """Every output frame, the first and last two included, equals the network on the window
+    BasicSR's EDVR test protocol (``padding: reflection_circle``) builds."""
+    from upvid.engine import Engine, EngineConfig
+
+    torch.manual_seed(0)
+    model = load_model(name, pretrained=False)
+    assert model.record.temporal_padding == "reflection_circle"
+    x = torch.rand(7, 3, 16, 16)
+    frames = [(f.permute(1, 2, 0) * 255).round().byte().numpy() for f in x]
+    engine = Engine(model, EngineConfig.for_model(model, tile=0))
+    got = list(engine.run(frames))
+    lr = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in frames])
+    with torch.no_grad():
+        for c in (0, 1, 3, 5, 6):
+            want = model(lr[basicsr_frame_indices(c, 7, 5, "reflection_circle")][None])[0, 0]
+            want = (want.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+            assert (got[c].astype(int) - want.astype(int)).__abs__().max() <= 1, c

@@ -60,7 +60,7 @@ def upscale(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
     chunk: Annotated[Optional[int], typer.Option(help="Recurrent: clip length; sliding window: frames per batch.")] = None,
-    overlap: Annotated[Optional[int], typer.Option(help="Recurrent: frames shared by consecutive clips.")] = None,
+    overlap: Annotated[Optional[int], typer.Option(help="Recurrent: frames shared by consecutive clips (default: the model's, scaled to --chunk when only --chunk is given).")] = None,
     tile: Annotated[Optional[int], typer.Option(help="Spatial tile in LR pixels (0: whole frame).")] = None,
     tile_overlap: Annotated[Optional[int], typer.Option(help="Tile overlap in LR pixels.")] = None,
     codec: Annotated[str, typer.Option(help="Video encoder: auto (libvpx-vp9 for .webm, else libx264), libx264, "

@@ -79,8 +79,9 @@ class EngineConfig:
         auto_tile = tile is None
         auto_chunk = chunk is None and rec.family == "sliding-window"
         if rec.family == "recurrent":
+            if overlap is None:  # the record's overlap, in proportion when only --chunk is given
+                overlap = rec.overlap if chunk is None else default_overlap(rec.overlap, rec.frames, chunk)
             chunk = rec.frames if chunk is None else chunk
-            overlap = rec.overlap if overlap is None else overlap
         else:
             chunk = 8 if chunk is None else chunk
             overlap = 0
@@ -97,6 +98,15 @@ class EngineConfig:
         return cls(chunk=chunk, overlap=overlap, tile=tile, tile_overlap=tile_overlap,
                    device=torch.device(device), dtype=dtype, auto_tile=auto_tile, auto_chunk=auto_chunk,
                    compile=compile)
+
+
+def default_overlap(record_overlap: int, record_clip: int, clip: int) -> int:
+    """The overlap for a clip of ``clip`` frames when only the clip length is given: the record's
+    ``record_overlap`` for ``record_clip`` frames, scaled in proportion and rounded, less than ``clip``
+    (IART 100/10: ``--chunk 8`` -> 1; BasicVSR 30/5: ``--chunk 4`` -> 1, ``--chunk 2`` -> 0)."""
+    if clip < 1:
+        return 0
+    return max(0, min(clip - 1, round(record_overlap * clip / max(1, record_clip))))
 
 
 @dataclass
@@ -343,6 +353,8 @@ class Engine:
             if exhausted and end - clip_start < L and clip_start > 0:
                 clip_start = max(0, end - L)  # last clip: reach back for full temporal context
             idx = list(range(clip_start, end))
+            last_clip = exhausted and end == n_read
+            self.model.set_clip_position(clip_start, last_clip)
             x = self._to_tensor([frames[j] for j in idx])
             if len(idx) == 1:  # recurrent nets need a pair for their flow: mirror the lone frame
                 y = self.infer(torch.cat([x, x])[None])[0, :1]
@@ -353,7 +365,6 @@ class Engine:
             w_prev = crossfade_weights(prev_end - blend_from, self.model.record.clip_blend) if prev_end > blend_from else []
             for k, j in enumerate(range(blend_from, prev_end)):
                 pending[j] = pending[j] * w_prev[k] + y[j - clip_start] * (1 - w_prev[k])
-            last_clip = exhausted and end == n_read
             final = end if last_clip else end - O
             out: list[Tensor] = []
             for k, j in enumerate(idx):

@@ -84,13 +84,39 @@ _DEEP_FMT = {"libx264": "yuv420p10le", "libx265": "yuv420p10le", "libsvtav1": "y
 _MOV_LIKE = {"mp4", "mov"}
 
 
+#: Muxers that store no presentation time per frame (AVI counts frames, MPEG-PS/Ogg carry sparse or
+#: granule-based times): upvid writes them without B-frames (decode order = presentation order) and
+#: the segment join takes each frame's time from the journal, not from the demuxer.
+SEQUENTIAL_MUXERS = {"avi", "mpeg", "vob", "dvd", "svcd", "vcd", "mpeg1video", "mpeg2video", "ogg", "ogv"}
+
 #: Muxers whose FFmpeg codec list is reliable enough to refuse a codec before encoding.
 _CHECKED_MUXERS = {"mp4", "mov", "webm", "matroska", "avi", "ogg", "ipod"}
 
 
-def default_codec(suffix: str) -> str:
-    """The encoder ``--codec auto`` picks for an output suffix (``.webm``: VP9, else H.264)."""
-    return _AUTO_CODEC.get(suffix.lower(), "libx264")
+def is_sequential(muxer: str) -> bool:
+    """Whether FFmpeg muxer ``muxer`` (``avi``, ``mpeg``, ``ogg``...) stores no exact per-frame time."""
+    return any(m in SEQUENTIAL_MUXERS for m in muxer.split(","))
+
+
+#: Encoder of the source's codec family, for ``codec="auto"`` where the suffix does not decide:
+#: an HEVC (often 10-bit) or AV1 source stays HEVC/AV1 instead of becoming H.264 High 10.
+_FAMILY_CODEC = {"hevc": "libx265", "av1": "libsvtav1"}
+
+#: Muxers (by suffix) known to hold HEVC and AV1 video.
+_FAMILY_SUFFIXES = {".mp4", ".m4v", ".mkv", ".mov", ".nut", ".ts", ".mts", ".m2ts"}
+
+
+def default_codec(suffix: str, source_codec: str | None = None) -> str:
+    """The encoder ``--codec auto`` picks: by output suffix (``.webm``: VP9, ``.ogv``: VP8), else the
+    source's family when the container holds it (HEVC -> libx265, AV1 -> libsvtav1, if FFmpeg has
+    that encoder), else H.264 (libx264)."""
+    suffix = suffix.lower()
+    if suffix in _AUTO_CODEC:
+        return _AUTO_CODEC[suffix]
+    family = _FAMILY_CODEC.get(source_codec or "")
+    if family and suffix in _FAMILY_SUFFIXES and family in av.codecs_available:
+        return family
+    return "libx264"
 
 
 def encoder_formats(codec: str) -> list[str]:
@@ -265,7 +291,8 @@ class _Extras:
     def _add(self, index: int) -> None:
         out = self.out
         src = self.inp.streams[index]
-        name = src.codec_context.name if src.codec_context else None
+        # The codec's own name (``mp3``), not its decoder's (``mp3float``): containers list codecs.
+        name = src.codec_context.codec.canonical_name if src.codec_context else None
         if src.type not in ("audio", "subtitle") or name is None:
             return
         if _copyable(name, src.type, out):
@@ -299,9 +326,13 @@ class _Extras:
         rate = src.codec_context.sample_rate or 48000
         if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
             rate = 48000
-        layout = src.codec_context.layout.name if src.codec_context.layout else "stereo"
-        if target == "libopus" and src.codec_context.channels > 2:
+        channels = src.codec_context.channels
+        layout = src.codec_context.layout.name if src.codec_context.layout and channels else "stereo"
+        if target == "libopus" and channels > 8:
+            log.warning("stream #%d: %d audio channels; Opus holds at most 8: downmixed to stereo", index, channels)
             layout = "stereo"
+        elif target == "libopus" and layout.endswith("(side)"):
+            layout = layout.removesuffix("(side)")  # Opus' surround mapping (family 1) names the back pair
         dst = out.add_stream(target, rate=rate)
         dst.layout = layout
         dst.metadata.update(src.metadata)
@@ -463,6 +494,9 @@ class VideoWriter:
             raise OutputError(f"{path}: cannot create ({_err(e)})") from e
         except (ValueError, OSError) as e:
             raise OutputError(f"{path}: cannot create ({_err(e)})") from e
+        #: The container stores no per-frame times (:data:`SEQUENTIAL_MUXERS`): no B-frames, and a
+        #: segment join needs :attr:`written_pts`.
+        self.sequential = is_sequential(self.out.format.name)
         try:
             self._add_video(codec, crf, preset, pix_fmt)
             if copy_streams and (info.others or info.container != "image2"):
@@ -473,6 +507,8 @@ class VideoWriter:
         self._frame_index = 0
         self._last_pts: int | None = None
         self.frames = 0
+        #: The pts (input time base) of every frame written, in order.
+        self.written_pts: list[int] = []
 
     # -- video -------------------------------------------------------------------------
     def _add_video(self, codec: str, crf: int | None, preset: str | None, pix_fmt: str) -> None:
@@ -488,7 +524,9 @@ class VideoWriter:
             raise EncodeError(f"{self.out.format.name} cannot hold {codec} video ({_err(e)})") from e
         s.width, s.height = self.enc_width, self.enc_height
         s.pix_fmt = pix_fmt
-        s.time_base = info.time_base
+        # AVI counts frames: its time base must be the frame period, or frame times drift (1/600
+        # cannot hold 1001/30000); other muxers keep the input's own time base.
+        s.time_base = 1 / rate if self.out.format.name == "avi" else info.time_base
         cc = s.codec_context
         cc.time_base = info.time_base
         opts: dict[str, str] = {}
@@ -504,8 +542,11 @@ class VideoWriter:
         if codec == "libsvtav1":
             os.environ.setdefault("SVT_LOG", "1")
         cc.options = opts
-        if self.out.format.name == "avi":  # AVI has no timestamps to reorder B-frames with
+        if self.sequential:  # no timestamps to reorder B-frames with (AVI, MPEG-PS, Ogg)
             cc.max_b_frames = 0
+            if codec.startswith("libvpx"):
+                opts["auto-alt-ref"] = "0"  # no invisible frames: one packet per frame
+                cc.options = opts
         if info.colorspace != 2:
             cc.colorspace = info.colorspace
         if info.color_primaries != 2:
@@ -560,6 +601,7 @@ class VideoWriter:
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # keep pts strictly increasing (duplicate timestamps in the source)
         self._last_pts = pts
+        self.written_pts.append(pts)
         frame.pts = pts
         frame.time_base = self.info.time_base
         self._frame_index += 1
@@ -611,13 +653,63 @@ class VideoWriter:
             pass
 
 
+def plan_decode_times(segments: Sequence[Path]) -> tuple[Fraction, list[list[int]], int]:
+    """Presentation times of every video packet of ``segments`` and one decode-time shift for the join.
+
+    Demuxers disagree on decode timestamps after a stream copy (Matroska gives none for the
+    first packets of a GOP, MP4 starts at a negative edit-list offset, AVI counts frames), so the
+    join derives them from the presentation times alone: packet ``k`` (decode order, across all
+    segments) gets ``dts_k = sorted(pts)_k - delay``, where ``delay`` is the largest B-frame
+    reorder lead of any segment. That is strictly increasing across segment borders and never
+    after its own pts, whatever the segments' containers wrote.
+
+    Args:
+        segments: video files with one video stream, the same time base, in presentation order.
+
+    Returns:
+        ``(time_base, pts per segment in decode order, delay)``; pts in ``time_base`` units.
+
+    Raises:
+        EncodeError: a segment with no video packet, no timestamp, or another time base.
+    """
+    tb: Fraction | None = None
+    all_pts: list[list[int]] = []
+    delay = 0
+    previous_max: int | None = None
+    for seg in segments:
+        with av.open(str(seg)) as c:
+            vs = c.streams.video[0]
+            if tb is None:
+                tb = vs.time_base
+            elif vs.time_base != tb:
+                raise EncodeError(f"{seg.name}: time base {vs.time_base} differs from the first segment's {tb}")
+            pts = []
+            for p in c.demux(vs):
+                if p.size == 0:
+                    continue
+                t = p.pts if p.pts is not None else p.dts
+                if t is None:
+                    raise EncodeError(f"{seg.name}: a video packet without a timestamp")
+                pts.append(int(t))
+        if not pts:
+            raise EncodeError(f"{seg.name}: no video packet")
+        order = sorted(pts)
+        if previous_max is not None and order[0] <= previous_max:
+            raise EncodeError(f"{seg.name}: starts at {order[0]}, not after the previous segment ({previous_max})")
+        previous_max = order[-1]
+        delay = max(delay, max(s - p for s, p in zip(order, pts)))
+        all_pts.append(pts)
+    assert tb is not None
+    return tb, all_pts, delay
+
+
 def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_streams: bool = True,
-             container_format: str | None = None) -> int:
+             container_format: str | None = None, recorded_pts: Sequence[Sequence[int]] | None = None) -> int:
     """Copy the video packets of ``segments`` (in order, no re-encoding) into ``path``, with the
     input's audio/subtitle streams, chapters and metadata.
 
-    The segments carry the input's own timestamps, so no offset is added; decode timestamps are
-    kept strictly increasing across segment joins.
+    The segments carry the input's own timestamps, so no offset is added; decode timestamps
+    come from :func:`plan_decode_times` (strictly increasing across joins in every container).
 
     Args:
         segments: video-only files written by :class:`VideoWriter` (``copy_streams=False``),
@@ -625,15 +717,30 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
         path: the output (a temporary name; the caller renames it).
         info: the probed input.
         copy_streams: add the input's other streams and chapters.
+        recorded_pts: per segment, the pts (``info.time_base``) of each frame as
+            :attr:`VideoWriter.written_pts` recorded it; required for :data:`SEQUENTIAL_MUXERS`
+            segments (they were written without B-frames, one packet per frame), whose demuxed
+            times restart in every segment or are missing.
 
     Returns:
         Video packets written.
 
     Raises:
-        OutputError: cannot write (disk full...); EncodeError: the muxer refused the video.
+        OutputError: cannot write (disk full...); EncodeError: the muxer refused the video, or a
+        segment is unreadable or holds another number of frames than recorded.
     """
     if not segments:
         raise EncodeError("no video segment to assemble")
+    if recorded_pts is not None:
+        tb, seg_pts, delay = info.time_base, [list(map(int, r)) for r in recorded_pts], 0
+        if len(seg_pts) != len(segments):
+            raise EncodeError(f"{len(segments)} segments but {len(seg_pts)} recorded frame-time lists")
+    else:
+        try:
+            tb, seg_pts, delay = plan_decode_times(segments)
+        except av.error.FFmpegError as e:
+            raise EncodeError(f"reading the segments: {_err(e)}") from e
+    sorted_all = sorted(t for pts in seg_pts for t in pts)
     try:
         out = av.open(str(path), "w", format=container_format)
     except (av.error.FFmpegError, ValueError, OSError) as e:
@@ -652,26 +759,26 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
                     log.warning("cannot keep rotation %s: %s", info.rotation, e)
         if copy_streams:
             extras = _Extras(out, info, path)
-        last_dts: int | None = None
-        for seg in segments:
+        for seg, pts in zip(segments, seg_pts):
             with av.open(str(seg)) as c:
                 vs = c.streams.video[0]
+                k = 0
                 for p in c.demux(vs):
                     if p.size == 0:
                         continue
-                    if p.dts is not None and last_dts is not None and p.dts <= last_dts:
-                        p.dts = last_dts + 1
-                        if p.pts is not None and p.pts < p.dts:
-                            p.dts = p.pts
-                            if p.dts <= last_dts:
-                                continue  # cannot be placed (duplicate timestamp at a join)
-                    last_dts = p.dts if p.dts is not None else last_dts
-                    t = p.pts if p.pts is not None else p.dts
+                    if k >= len(pts):
+                        raise EncodeError(f"{seg.name}: holds more frames than the {len(pts)} recorded")
+                    p.pts = pts[k]
+                    p.dts = sorted_all[n] - delay
+                    p.time_base = tb
+                    k += 1
                     p.stream = dst
                     out.mux(p)
                     n += 1
-                    if extras is not None and t is not None:
-                        extras.pump(float(t * vs.time_base))
+                    if extras is not None:
+                        extras.pump(float(p.pts * tb))
+                if k != len(pts):
+                    raise EncodeError(f"{seg.name}: holds {k} frames, {len(pts)} were written")
         if extras is not None:
             extras.finish()
         out.close()

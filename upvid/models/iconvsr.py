@@ -33,21 +33,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from upvid.engine.temporal import reflect_index
 from upvid.errors import ModelInputError
 from upvid.models.basicvsr import add_spynet_buffers, compute_flows, warp
 from upvid.models.blocks import ResidualBlocksWithInputConv, SpyNet
 from upvid.models.edvr import EDVRFeatureExtractor, X4Head
 
 __all__ = ["IconVSR", "convert_official", "keyframe_window"]
-
-
-def _mirror(i: int, n: int) -> int:
-    """Mirror an index into ``[0, n)`` without repeating the edge frame."""
-    if n == 1:
-        return 0
-    period = 2 * (n - 1)
-    i = abs(i) % period
-    return period - i if i >= n else i
 
 
 def keyframe_window(i: int, n: int, temporal_padding: int) -> list[int]:
@@ -65,7 +57,7 @@ def keyframe_window(i: int, n: int, temporal_padding: int) -> list[int]:
     pre = [2 * p - k for k in range(p)]
     post = [n - p - 2 - k for k in range(p)]
     padded = pre + list(range(n)) + post
-    return [_mirror(j, n) for j in padded[i : i + 2 * p + 1]]
+    return [reflect_index(j, n) for j in padded[i : i + 2 * p + 1]]
 
 
 class IconVSR(X4Head):
@@ -83,6 +75,7 @@ class IconVSR(X4Head):
         self.num_feat = num_feat
         self.keyframe_stride = keyframe_stride
         self.temporal_padding = temporal_padding
+        self.clip_start, self.clip_is_last = 0, True  # where the clip lies in the video, see set_clip_position
         self.edvr = EDVRFeatureExtractor(num_frame=2 * temporal_padding + 1, num_feat=num_feat, deformable_groups=8)
         self.spynet = SpyNet()
         self.backward_fusion = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1, bias=True)
@@ -91,10 +84,26 @@ class IconVSR(X4Head):
         self.forward_trunk = ResidualBlocksWithInputConv(2 * num_feat + 3, num_feat, num_block)
         self._build_head(num_feat)
 
+    def set_clip_position(self, start: int, is_last: bool) -> None:
+        """Place the next clip in the video (called by the streaming engine before each clip).
+
+        Args:
+            start: index of the clip's first frame in the video.
+            is_last: the clip ends the video (its last frame is then a keyframe).
+        """
+        self.clip_start, self.clip_is_last = start, is_last
+
     def keyframes(self, n: int) -> list[int]:
-        """Keyframe indices of a clip of ``n`` frames: every ``keyframe_stride``-th and the last."""
-        idx = list(range(0, n, self.keyframe_stride))
-        if idx[-1] != n - 1:
+        """Keyframe indices (within the clip) of a clip of ``n`` frames.
+
+        BasicSR's IconVSR places keyframes on the *video's* grid: every ``keyframe_stride``-th
+        frame from frame 0, plus the last frame. A streamed clip starting at frame ``clip_start``
+        keeps that grid, so a clip cut does not move the keyframes (a whole-sequence call:
+        ``clip_start = 0``, ``clip_is_last = True``).
+        """
+        s = self.clip_start
+        idx = [i for i in range(n) if (s + i) % self.keyframe_stride == 0]
+        if self.clip_is_last and (not idx or idx[-1] != n - 1):
             idx.append(n - 1)
         return idx
 

@@ -10,6 +10,7 @@
     frames = 30                     # sliding window: frames in (2N+1); recurrent: clip length
     overlap = 5                     # recurrent: frames shared by consecutive clips
     temporal_padding = "reflect"    # sliding window ends: reflect | reflection_circle | replicate
+    padding_source = "..."          # the official test config and its padding value ("FILE: KEY: VALUE")
     clip_blend = "crossfade"        # recurrent clip overlaps: crossfade | split (VRT protocol) | average (RVRT protocol)
     size_multiple = 1               # H and W are reflect-padded up to a multiple of this
     input_range = 1.0               # the network wants RGB in [0, input_range]
@@ -89,6 +90,7 @@ class ModelRecord:
     kwargs: dict[str, Any] = field(default_factory=dict)
     scales: list[int] | str | None = None
     temporal_padding: str = "reflect"
+    padding_source: str = ""
     clip_blend: str = "crossfade"
     size_multiple: int = 1
     input_range: float = 1.0
@@ -219,6 +221,14 @@ class Upscaler(nn.Module):
     @property
     def family(self) -> Family:
         return self.record.family
+
+    def set_clip_position(self, start: int, is_last: bool) -> None:
+        """Tell a recurrent network where the next clip lies in the video: its first frame's index
+        ``start`` and whether it ends the video. Networks whose schedule depends on absolute frame
+        positions (IconVSR's keyframe grid) define ``set_clip_position``; for the rest it is a no-op."""
+        hook = getattr(self.net, "set_clip_position", None)
+        if hook is not None:
+            hook(start, is_last)
 
     def forward(self, x: Tensor) -> Tensor:
         """Upscale.
