@@ -330,3 +330,22 @@ def test_default_overlap_is_proportional():
 
     assert default_overlap(10, 100, 8) == 1 and default_overlap(5, 30, 4) == 1 and default_overlap(5, 30, 2) == 0
     assert default_overlap(10, 100, 50) == 5 and default_overlap(2, 100, 100) == 2
+
+
+def test_channels_last_on_cpu_keeps_the_output():
+    """Records with ``channels_last = true`` run their convs in that memory format on CPU (faster,
+    issue 25); the output stays within one 8-bit level of the contiguous run."""
+    from upvid.models import get_record
+
+    torch.manual_seed(0)
+    assert get_record("rlfn-x4").channels_last and not get_record("basicvsr").channels_last
+    model = load_model("rlfn-x4", pretrained=False)
+    frames = [np.random.default_rng(i).integers(0, 256, (20, 24, 3), dtype=np.uint8) for i in range(3)]
+    plain = [model(torch.from_numpy(f).permute(2, 0, 1)[None, None].float() / 255)[0, 0] for f in frames]
+    engine = Engine(model, EngineConfig.for_model(model, tile=0))
+    conv = next(m for m in model.net.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    got = list(engine.run(frames))
+    for g, p in zip(got, plain):
+        want = (p.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        assert np.abs(g.astype(int) - want.astype(int)).max() <= 1

@@ -78,3 +78,41 @@ def test_single_frame_and_bad_shapes():
         net(torch.rand(1, 3, 4, 64, 64))
     with pytest.raises(ModelInputError):
         net(torch.rand(3, 3, 64, 64))
+
+
+def to_basicsr_layout(mmedit: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An MMEditing BasicVSR++ state dict rewritten as BasicSR's basicvsrpp_arch.py names it:
+    ``upconv1``/``upconv2`` for the PixelShufflePack convs, SpyNet's Sequential numbering
+    (``basic_module.{i}.basic_module.{2j}``) for mmedit's ConvModules."""
+    out = {}
+    for k, v in mmedit.items():
+        k = k.replace("upsample1.upsample_conv.", "upconv1.").replace("upsample2.upsample_conv.", "upconv2.")
+        if k.startswith("spynet.") and ".conv." in k:
+            head, tail = k.split(".conv.")
+            p = head.split(".")
+            k = f"spynet.basic_module.{p[2]}.basic_module.{int(p[4]) * 2}.{tail}"
+        out[k] = v
+    return out
+
+
+@pytest.mark.parametrize("case", ["small", "full"])
+def test_parity_basicsr_layout(case):
+    """The same official weights saved in BasicSR's layout load strictly and give the official output."""
+    from upvid.models.basicvsrpp import is_basicsr_layout
+
+    meta = json.loads((FIX / "meta.json").read_text())[case]
+    data = load_file(str(FIX / f"{case}.safetensors"))
+    mmedit = _official_weights(case, meta["seed"])
+    basicsr = to_basicsr_layout(mmedit)
+    assert is_basicsr_layout(basicsr) and not is_basicsr_layout(mmedit)
+    assert "upconv1.weight" in basicsr and "spynet.basic_module.0.basic_module.8.weight" in basicsr
+    net = BasicVSRPlusPlus(**meta["config"]).eval()
+    net.load_state_dict(convert_official(basicsr), strict=True)
+    with torch.no_grad():
+        y = net(data["input"])
+    s = meta["output_stride"]
+    assert (y[..., ::s, ::s] - data["output"]).abs().max().item() <= meta["tolerance"]
+    ref = BasicVSRPlusPlus(**meta["config"]).eval()
+    ref.load_state_dict(convert_official(mmedit), strict=True)
+    for (k, a), b in zip(net.state_dict().items(), ref.state_dict().values()):
+        assert torch.equal(a, b), k

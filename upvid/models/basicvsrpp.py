@@ -297,8 +297,26 @@ _GENERATOR_MODULES = (
 )
 
 
+#: BasicSR's basicvsrpp_arch.py names the two x2 upsampling convs ``upconv1``/``upconv2`` (a
+#: separate ``nn.PixelShuffle`` follows); MMEditing wraps each in a ``PixelShufflePack``.
+_BASICSR_UPCONV = {"upconv1.": "upsample1.upsample_conv.", "upconv2.": "upsample2.upsample_conv."}
+
+
+def is_basicsr_layout(state_dict: dict[str, Tensor]) -> bool:
+    """Whether a BasicVSR++ state dict is in BasicSR's layout (``upconv1``/``upconv2`` keys)
+    rather than MMEditing's (``upsample1.upsample_conv``)."""
+    return any(k.removeprefix("generator.").startswith(tuple(_BASICSR_UPCONV)) for k in state_dict)
+
+
 def convert_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """MMEditing BasicVSR++ state dict -> ours.
+    """Official BasicVSR++ state dict, in either published layout -> ours.
+
+    - MMEditing/mmagic (``basicvsr_plusplus_net.py``, download.openmmlab.com checkpoints):
+      SpyNet convs numbered as ``ConvModule``\ s, upsampling in ``PixelShufflePack``\ s.
+    - BasicSR (``basicsr/archs/basicvsrpp_arch.py``, as BasicSR and its users save it, unwrapped
+      from ``params``): BasicSR's SpyNet numbering (ours) and ``upconv1``/``upconv2``.
+
+    The layout is detected by its keys (:func:`is_basicsr_layout`).
 
     Args:
         state_dict: the checkpoint's ``state_dict`` (a leftover ``generator.`` prefix is stripped
@@ -312,6 +330,9 @@ def convert_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     for key, value in state_dict.items():
         key = key.removeprefix("generator.")
+        for old, new in _BASICSR_UPCONV.items():
+            if key.startswith(old):
+                key = new + key[len(old):]
         if isinstance(value, Tensor) and key.startswith(_GENERATOR_MODULES):
             out[key] = value
     return add_spynet_buffers(convert_mmedit_spynet_keys(out))

@@ -15,6 +15,7 @@
     size_multiple = 1               # H and W are reflect-padded up to a multiple of this
     input_range = 1.0               # the network wants RGB in [0, input_range]
     channels = "rgb"                # "rgb", or "y" for luma-only networks
+    channels_last = false           # CPU: run the convs in channels_last memory format (measured faster)
     tile = 0                        # default spatial tile in LR pixels (0: whole frame)
     tile_overlap = 16               # default tile overlap in LR pixels
     convert = "upvid.models.basicvsrpp:convert_official"  # official -> our key names
@@ -95,6 +96,7 @@ class ModelRecord:
     size_multiple: int = 1
     input_range: float = 1.0
     channels: Literal["rgb", "y"] = "rgb"
+    channels_last: bool = False
     tile: int = 0
     tile_overlap: int = 16
     convert: str | None = None
