@@ -133,15 +133,24 @@ def test_corrupt_packets_mid_stream_are_skipped(good, tmp_path):
 
 
 def test_huge_output_fails_before_running_out_of_memory(tmp_path):
-    src = make_clip(tmp_path / "big.mp4", n=1, size=(1024, 1024), audio=())
+    src = make_clip(tmp_path / "big.mp4", n=1, size=(2048, 2048), audio=())
     code, _, stderr = call(src, tmp_path / "o.mp4", "-m", "bicubic", "-s", "16", "-q")
     assert code == 7, stderr
-    assert "16384x16384" in stderr and "GiB" in stderr and "--scale" in stderr
+    assert "32768x32768" in stderr and "GiB" in stderr and "--scale" in stderr
+    assert not list(tmp_path.glob(".o*")) and not (tmp_path / "o.mp4").exists()
+
+
+def test_output_larger_than_ffmpeg_frames_is_refused_before_work(tmp_path):
+    """16384x16384 fits in memory but not in an FFmpeg frame: exit 8 with one line, nothing written."""
+    src = make_clip(tmp_path / "big.mp4", n=1, size=(1024, 1024), audio=())
+    code, _, stderr = call(src, tmp_path / "o.mp4", "-m", "bicubic", "-s", "16", "-q")
+    assert code == 8, stderr
+    assert "16384x16384" in stderr and "--scale" in stderr and len(stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob(".o*")) and not (tmp_path / "o.mp4").exists()
 
 
 def test_memory_cap_from_environment(good, tmp_path, monkeypatch):
-    monkeypatch.setenv("UPVID_MAX_MEMORY", "100000")
+    monkeypatch.setenv("UPVID_MAX_MEMORY", "10000")
     code, _, stderr = call(good["mp4"], tmp_path / "o.mp4", *ARGS)
     assert code == 7 and "0.0 GiB of host memory" in stderr
     monkeypatch.setenv("UPVID_MAX_MEMORY", "lots")

@@ -15,7 +15,9 @@ SIGKILL, power loss), runs out of memory or disk space, or crashes, the complete
 running the same command with ``--resume`` re-decodes the input, skips the frames already done
 (feeding the model a few frames of warm-up context before the resume point and dropping their
 outputs), and continues. Segments keep the input's own timestamps, so VFR inputs stay exact.
-Input/encoder errors (exit codes 3 and 8) remove the work folder: there is nothing to resume.
+No failure deletes finished segments: after an input, encoder or join error the work folder
+stays (a failed join leaves ``segments.ffconcat`` and says how to finish); only a job that
+failed before its first segment, or an error that concerns the whole batch, leaves nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from upvid.io.writer import (
     VIDEO_SUFFIXES,
     VideoWriter,
     assemble,
+    check_frame_size,
     choose_pix_fmt,
     default_codec,
     unique_temp_path,
@@ -556,6 +559,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     queue = max(4, 2 * engine.cfg.chunk)
     device_clip = 1 if engine.cfg.auto_chunk else engine.cfg.chunk  # the CUDA planner may shrink window batches
     check_memory(info, s, engine.cfg.chunk, queue, deep, engines.device, device_clip)
+    check_frame_size(*size)
     work = work_dir_for(out)
     journal = open_journal(work, _fingerprint(inp, out, opts, s, codec, pix_fmt), opts.resume)
     done = journal.frames_done

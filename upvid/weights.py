@@ -41,6 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from upvid.errors import WeightsError
+from upvid.sources import Source, SourceFailed, fetch_from, sources_of
 
 log = logging.getLogger("upvid")
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
 _FILE_FIELDS = {
     "repo_id", "filename", "revision", "url", "sha256", "sha256_prefix", "also_sha256", "local_names",
-    "format", "key", "strip_prefix", "license", "prefix", "size", "note", "source", "mirror_of",
+    "format", "key", "strip_prefix", "license", "prefix", "size", "note", "source", "mirror_of", "sources",
 }
 
 
@@ -108,7 +109,7 @@ def _expected(spec: dict[str, Any]) -> str:
     return "no published sha256"
 
 
-def verify(path: Path, spec: dict[str, Any]) -> str:
+def verify(path: Path, spec: dict[str, Any], *, quiet: bool = False) -> str:
     """Check ``path`` against the spec's sha256 (or accepted copies / prefix).
 
     Returns:
@@ -126,7 +127,7 @@ def verify(path: Path, spec: dict[str, Any]) -> str:
     elif spec.get("sha256_prefix"):
         if not digest.startswith(spec["sha256_prefix"]):
             raise WeightsError(f"{path}: sha256 {digest} does not match expected {_expected(spec)}")
-    else:  # upstream publishes no hash (RVRT releases, IART/PSRT Drive folders): say what we loaded
+    elif not quiet:  # upstream publishes no hash (RVRT releases, PSRT Drive folders): say what we loaded
         log.warning("%s: no published sha256 to verify against; this file's sha256 is %s "
                     "(pin it as sha256 in weights.toml once you trust it)", path.name, digest)
     return digest
@@ -140,35 +141,57 @@ def _find_local(spec: dict[str, Any], weights_dir: Path) -> Path | None:
     return None
 
 
-def _download_url(url: str, dest: Path) -> None:
-    from huggingface_hub.file_download import http_get
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False) as tmp:
-        try:
-            http_get(url, tmp)
-        except BaseException:
-            Path(tmp.name).unlink(missing_ok=True)
-            raise
-    os.replace(tmp.name, dest)
-
-
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _download_dest(spec: dict[str, Any], name: str) -> Path:
+    """Cache path of a non-Hub download: ``$HF_HOME/upvid/downloads/<hash tag>-<name>``."""
+    tag = spec.get("sha256") or spec.get("sha256_prefix")
+    if not tag:
+        first = spec.get("url") or next((next(iter(e.values())) for e in spec.get("sources", [])), name)
+        tag = hashlib.sha256(str(first).encode()).hexdigest()
+    return url_cache_dir() / f"{tag[:16]}-{name}"
+
+
+def _cached(spec: dict[str, Any], name: str, sources: list[Source]) -> Path | None:
+    dest = _download_dest(spec, name)
+    if dest.is_file():
+        return dest
+    for src in sources:
+        if src.kind == "hub":
+            from huggingface_hub import hf_hub_download
+
+            try:
+                return Path(hf_hub_download(src.ref, src.filename, revision=src.revision, local_files_only=True,
+                                            cache_dir=hub_cache_dir()))
+            except Exception:  # noqa: BLE001 - not cached
+                continue
+    return None
+
+
+def _check_size(path: Path, spec: dict[str, Any]) -> None:
+    size = spec.get("size")
+    if size and path.stat().st_size != size:
+        raise WeightsError(f"{path.stat().st_size:,} bytes, expected {size:,}")
 
 
 def locate(
     spec: dict[str, Any], weights_dir: Path | None = None, *, download: bool = True, force: bool = False
 ) -> Path | None:
-    """Find (and if allowed, download) the raw checkpoint file of one spec, without verifying it.
+    """Find (and if allowed, download) the raw checkpoint file of one spec.
 
-    ``force`` re-downloads a cached file (used once when a cached copy fails its sha256).
+    Order: ``weights_dir`` (not verified here), the caches (Hub cache, upvid's download cache),
+    then each of the record's sources (:mod:`upvid.sources`) until one yields a file of the
+    expected size and sha256. ``force`` skips the caches (used once when a cached copy fails
+    its sha256).
 
     Returns:
         The path, or ``None`` if it is not available locally and ``download`` is False.
 
     Raises:
-        WeightsError: download failed, or the file is not cached while offline.
+        WeightsError: every source failed (one line naming each source and why, and the manual
+            route), or the file is not cached while offline.
     """
     weights_dir = weights_dir or (Path(os.environ["UPVID_WEIGHTS_DIR"]) if os.environ.get("UPVID_WEIGHTS_DIR") else None)
     if weights_dir is not None:
@@ -176,40 +199,46 @@ def locate(
         if found is not None:
             return found
     name = _file_name(spec)
-    if spec.get("repo_id"):
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-
+    try:
+        sources = sources_of(spec, name)
+    except ValueError as e:
+        raise WeightsError(f"{name}: {e}") from e
+    if not force or _offline() or not download:
+        cached = _cached(spec, name, sources)
+        if cached is not None:
+            return cached
+    if not download:
+        return None
+    where = f" from {weights_dir}" if weights_dir is not None else ""
+    manual = "; ".join(dict.fromkeys(s.browser_link for s in sources))
+    if not sources:
+        raise WeightsError(f"{name}: not found{where or ' in a weights folder'} and the record has no download "
+                           f"source; {spec.get('source', '')}".rstrip("; "))
+    if _offline():
+        raise WeightsError(f"{name} is not cached and HF_HUB_OFFLINE is set; expected {_expected(spec)} "
+                           f"from {sources[0].label}")
+    dest = _download_dest(spec, name)
+    part = dest.with_name(dest.name + ".part")
+    failures: list[str] = []
+    for src in sources:
         try:
-            return Path(hf_hub_download(
-                spec["repo_id"], spec["filename"], revision=spec.get("revision"),
-                local_files_only=not download or _offline(), endpoint=os.environ.get("HF_ENDPOINT"),
-                cache_dir=hub_cache_dir(), force_download=force and download and not _offline(),
-            ))
-        except LocalEntryNotFoundError as e:
-            if not download:
-                return None
-            raise WeightsError(
-                f"{name} ({spec['repo_id']}) is not in the Hub cache and cannot be downloaded"
-                f"{' (HF_HUB_OFFLINE is set)' if _offline() else ''}; expected {_expected(spec)}: {str(e).splitlines()[0]}"
-            ) from e
-        except Exception as e:  # HTTP errors, repo/entry not found, connection refused
-            raise WeightsError(f"cannot download {name} from {spec['repo_id']}: {str(e).splitlines()[0]}") from e
-    if spec.get("url"):
-        tag = spec.get("sha256") or spec.get("sha256_prefix") or hashlib.sha256(spec["url"].encode()).hexdigest()[:16]
-        dest = url_cache_dir() / f"{tag[:16]}-{name}"
-        if dest.is_file() and not (force and download and not _offline()):
-            return dest
-        if not download:
-            return None
-        if _offline():
-            raise WeightsError(f"{name} is not cached and HF_HUB_OFFLINE is set; expected {_expected(spec)} from {spec['url']}")
-        try:
-            _download_url(spec["url"], dest)
-        except Exception as e:
-            raise WeightsError(f"cannot download {name} from {spec['url']}: {str(e).splitlines()[0]}") from e
-        return dest
-    raise WeightsError(f"{name}: not found in the weights folder and the record has no repo_id or url")
+            path = fetch_from(src, part, hub_cache=hub_cache_dir(), force=force)
+            _check_size(path, spec)
+            verify(path, spec, quiet=True)
+        except SourceFailed as e:
+            failures.append(f"{src.label}: {e}")
+            continue
+        except WeightsError as e:
+            if src.kind != "hub":
+                part.unlink(missing_ok=True)
+            failures.append(f"{src.label}: {str(e).removeprefix(str(path) + ': ')}")
+            continue
+        if path == part:
+            os.replace(part, dest)
+            path = dest
+        return path
+    raise WeightsError(f"cannot get {name} ({_expected(spec)}{', %s bytes' % format(spec['size'], ',') if spec.get('size') else ''}): "
+                       f"{'; '.join(failures)}. Download it by hand ({manual}) into a folder and pass --weights-dir FOLDER")
 
 
 def _in_local_dir(path: Path, weights_dir: Path | None) -> bool:
@@ -326,3 +355,51 @@ def fetch(record: ModelRecord, weights_dir: Path | None = None) -> Path:
         WeightsError: as :func:`resolve_state_dict`.
     """
     return _resolve(record, weights_dir)[1]
+
+
+def hash_state(spec: dict[str, Any]) -> str:
+    """How a file is verified: ``"pinned"`` (full sha256), ``"prefix"`` (the 8-hex prefix a
+    file name embeds) or ``"unknown"`` (no published hash: loaded with a warning)."""
+    if spec.get("sha256"):
+        return "pinned"
+    return "prefix" if spec.get("sha256_prefix") else "unknown"
+
+
+def source_labels(record: ModelRecord) -> list[str]:
+    """The main checkpoint's download sources, in the order they are tried (empty: none)."""
+    specs = file_specs(record)
+    return [s.label for s in sources_of(specs[0], _file_name(specs[0]))] if specs else []
+
+
+def verify_cached(record: ModelRecord, weights_dir: Path | None = None) -> str:
+    """Re-hash ``record``'s cached checkpoint; a file that fails is deleted and fetched again.
+
+    Returns:
+        ``"ok"``, ``"re-fetched"`` (it failed and a verified copy replaced it), ``"not cached"``
+        or ``"none needed"``.
+
+    Raises:
+        WeightsError: the re-fetch failed, or a file in ``weights_dir`` fails (never deleted).
+    """
+    specs = file_specs(record)
+    if not specs:
+        return "none needed"
+    path = locate(specs[0], weights_dir, download=False)
+    if path is None:
+        return "not cached"
+    try:
+        verify(path, specs[0], quiet=True)
+        return "ok"
+    except WeightsError:
+        if _in_local_dir(path, weights_dir):
+            raise
+    log.warning("%s: the cached %s fails its sha256; downloading it again", record.name, path.name)
+    real = path.resolve()
+    path.unlink(missing_ok=True)
+    if real != path:
+        real.unlink(missing_ok=True)  # the Hub cache's blob behind the snapshot link
+    for f in converted_dir().glob(f"{record.name}-*.safetensors"):
+        f.unlink(missing_ok=True)
+    fetch(record, weights_dir)
+    return "re-fetched"
+

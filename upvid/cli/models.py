@@ -27,7 +27,7 @@ def models_list(
     if ctx.invoked_subcommand is not None:
         return
     from upvid.models import list_models
-    from upvid.weights import is_cached
+    from upvid.weights import file_specs, hash_state, is_cached, source_labels
 
     rows = []
     for name, rec in list_models().items():
@@ -36,6 +36,8 @@ def models_list(
             "frames": rec.frames, "params": rec.params, "license": rec.license, "train_data": rec.train_data,
             "degradation": rec.degradation, "psnr": rec.psnr,
             "weights": "none needed" if not rec.weights else ("cached" if is_cached(rec, weights_dir) else "not cached"),
+            "sources": source_labels(rec),
+            "hash": hash_state(file_specs(rec)[0]) if rec.weights else "-",
         })
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -43,29 +45,70 @@ def models_list(
     from rich.table import Table
 
     table = Table(title="upvid models")
-    for col in ("name", "family", "scale", "frames", "params", "train", "deg.", "PSNR (published)", "license", "weights"):
+    for col in ("name", "family", "scale", "frames", "params", "train", "deg.", "PSNR (published)", "license",
+                "sources", "sha256", "weights"):
         table.add_column(col)
     for r in rows:
         psnr = ", ".join(f"{k} {v:.2f}" for k, v in r["psnr"].items())
         params = f"{r['params'] / 1e6:.2f} M" if r["params"] else "-"
+        kinds = ", ".join(dict.fromkeys(_kind(s) for s in r["sources"])) or ("-" if r["hash"] == "-" else "by hand")
         table.add_row(r["name"], r["family"], str(r["scale"]), str(r["frames"]), params, r["train_data"],
-                      r["degradation"], psnr, r["license"], r["weights"])
+                      r["degradation"], psnr, r["license"], kinds, r["hash"], r["weights"])
     Console().print(table)
+
+
+def _kind(label: str) -> str:
+    """A source label shortened for the table: Drive, Drive folder, Hub, or the URL's host."""
+    if label.startswith("Google Drive folder"):
+        return "Drive folder"
+    if label.startswith("Google Drive"):
+        return "Drive"
+    if label.startswith("Hugging Face Hub"):
+        return "Hub"
+    return label.split("/")[2] if "://" in label else label
+
+
+def _names(names: list[str] | None, all_: bool) -> list[str]:
+    from upvid.errors import UsageError
+    from upvid.models import list_models
+
+    if all_ and names:
+        raise UsageError("give model names or --all, not both")
+    if all_ or not names:
+        if not all_:
+            raise UsageError("give model names, or --all")
+        return [n for n, r in list_models().items() if r.weights]
+    return names
 
 
 @models_app.command("fetch")
 def models_fetch(
-    names: Annotated[list[str], typer.Argument(help="Model names.")],
+    names: Annotated[Optional[list[str]], typer.Argument(help="Model names.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every model that has weights.")] = False,
     weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local weights folder.")] = None,
 ) -> None:
-    """Download, verify (sha256) and convert the weights of NAMES."""
+    """Download, verify (sha256) and convert the weights of NAMES (or --all)."""
     from upvid.models import get_record
     from upvid.weights import fetch
 
-    for name in names:
+    for name in _names(names, all_):
         rec = get_record(name)
         if not rec.weights:
             err.print(f"upvid: {name}: no weights needed")
             continue
         path = fetch(rec, weights_dir)
         err.print(f"upvid: {name}: ready ({path})")
+
+
+@models_app.command("verify")
+def models_verify(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Model names (default: every model).")] = None,
+    weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local weights folder.")] = None,
+) -> None:
+    """Re-hash the cached checkpoints; a file that fails its sha256 is deleted and fetched again."""
+    from upvid.models import get_record
+    from upvid.weights import verify_cached
+
+    for name in names or _names(None, True):
+        state = verify_cached(get_record(name), weights_dir)
+        err.print(f"upvid: {name}: {state}")

@@ -361,7 +361,9 @@ class Engine:
                 clip_start = max(0, end - L)  # last clip: reach back for full temporal context
             idx = list(range(clip_start, end))
             last_clip = exhausted and end == n_read
-            self.model.set_clip_position(clip_start, last_clip)
+            place = getattr(self.model, "set_clip_position", None)  # IconVSR's keyframe grid (Upscaler)
+            if place is not None:
+                place(clip_start, last_clip)
             x = self._to_tensor([frames[j] for j in idx])
             if len(idx) == 1:  # recurrent nets need a pair for their flow: mirror the lone frame
                 y = self.infer(torch.cat([x, x])[None])[0, :1]

@@ -163,6 +163,18 @@ def choose_pix_fmt(codec: str, requested: str, bit_depth: int | None, source_bit
     return "yuv420p"
 
 
+def check_frame_size(width: int, height: int) -> None:
+    """Refuse an output frame size FFmpeg cannot allocate (``av_image_check_size``:
+    ``(w + 128) * (h + 128) < INT_MAX / 8``, e.g. 16384x16384), before any frame is computed.
+
+    Raises:
+        EncodeError: the size is over that limit.
+    """
+    if (width + 128) * (height + 128) >= (2**31 - 1) // 8:
+        raise EncodeError(f"{width}x{height} output frames are larger than FFmpeg can hold "
+                          f"(about 16000x16000 at most); use a smaller --scale")
+
+
 def size_multiple(pix_fmt: str) -> tuple[int, int]:
     """Width and height multiples a pixel format needs (2, 2 for 4:2:0; 1, 1 for 4:4:4 and RGB)."""
     try:

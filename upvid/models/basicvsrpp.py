@@ -312,7 +312,7 @@ def convert_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     """Official BasicVSR++ state dict, in either published layout -> ours.
 
     - MMEditing/mmagic (``basicvsr_plusplus_net.py``, download.openmmlab.com checkpoints):
-      SpyNet convs numbered as ``ConvModule``\ s, upsampling in ``PixelShufflePack``\ s.
+      SpyNet convs numbered as ConvModules, upsampling in PixelShufflePacks.
     - BasicSR (``basicsr/archs/basicvsrpp_arch.py``, as BasicSR and its users save it, unwrapped
       from ``params``): BasicSR's SpyNet numbering (ours) and ``upconv1``/``upconv2``.
 
