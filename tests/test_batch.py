@@ -71,9 +71,21 @@ def test_batch_format_and_name_clash(inputs, tmp_path):
     assert describe(out / "a.webm")["codec"] == "vp9"  # --codec auto picks VP9 for WebM
     (tmp_path / "x").mkdir()
     make_clip(tmp_path / "x" / "a.mkv", n=2)
-    code, _, stderr = call(inputs["videos"] / "a.mp4", tmp_path / "x" / "a.mkv", "--output-dir", out,
-                           "--format", "mp4", *ARGS)
-    assert code == 2 and "would both write" in stderr
+    # inputs sharing a name keep their folder structure under --output-dir, each reported
+    code, stdout, stderr = call(inputs["videos"] / "a.mp4", tmp_path / "x" / "a.mkv", "--output-dir", out,
+                                "--format", "mp4", "--json", *ARGS)
+    assert code == 0, stderr
+    results = json.loads(stdout)["results"]
+    written = sorted(Path(r["output"]) for r in results)
+    assert len(results) == 2 and len(set(written)) == 2 and all(r["status"] == "ok" for r in results)
+    assert all(p.name == "a.mp4" and p.is_file() and out in p.parents for p in written)
+    assert {p.parent.name for p in written} == {inputs["videos"].name, "x"}
+    # two inputs in one folder with the same stem: the input's suffix tells them apart; --suffix
+    make_clip(tmp_path / "x" / "a.mp4", n=2)
+    code, stdout, stderr = call(tmp_path / "x" / "a.mp4", tmp_path / "x" / "a.mkv", "--output-dir", tmp_path / "o2",
+                                "--format", "mp4", "--suffix", "_x2", *ARGS)
+    assert code == 0, stderr
+    assert sorted(p.name for p in (tmp_path / "o2").rglob("*.mp4")) == ["a_x2-mkv.mp4", "a_x2-mp4.mp4"]
 
 
 def test_batch_stops_on_errors_that_concern_every_input(inputs, tmp_path):

@@ -39,8 +39,11 @@ from upvid.io.probe import VideoInfo, bit_depth_of, probe
 from upvid.io.reader import read_frames
 from upvid.io.writer import (
     VIDEO_SUFFIXES,
+    AudioOptions,
     VideoWriter,
     assemble,
+    check_audio,
+    check_encoder_options,
     check_frame_size,
     choose_pix_fmt,
     default_codec,
@@ -89,6 +92,12 @@ class JobOptions:
     random_weights: bool = False
     compile: bool = False
     colour_on_device: bool | None = None  # YUV <-> RGB in the engine (None: on CUDA)
+    outscale: float | None = None         # final size = outscale x input (model at its own scale, then resized)
+    size: tuple[int, int] | None = None   # final (width, height)
+    height: int | None = None             # final height, width keeping the aspect ratio
+    audio_codec: str = "copy"             # copy | aac | opus | flac | none (--no-audio)
+    audio_bitrate: int | None = None      # bits/s for transcoded audio
+    suffix: str = ""                      # batch: appended to each output's stem (--suffix _x4)
 
 
 @dataclass
@@ -473,11 +482,35 @@ def warmup_frames(net, cfg) -> int:
     return net.record.frames // 2
 
 
+def output_size(width: int, height: int, scale: int, opts: JobOptions) -> tuple[int, int]:
+    """The output frame size: the model's ``scale`` x input, or what ``--outscale`` / ``--size`` /
+    ``--height`` ask for (aspect kept for ``--outscale`` and ``--height``; even for 4:2:0).
+
+    Raises:
+        UsageError: more than one of them, or a size below 2 px.
+    """
+    given = [o for o in (opts.outscale, opts.size, opts.height) if o is not None]
+    if len(given) > 1:
+        raise UsageError("give one of --outscale, --size and --height")
+    if opts.outscale is not None:
+        w, h = width * opts.outscale, height * opts.outscale
+    elif opts.size is not None:
+        w, h = opts.size
+    elif opts.height is not None:
+        w, h = width * opts.height / height, opts.height
+    else:
+        return width * scale, height * scale
+    w, h = max(2, int(round(w / 2)) * 2), max(2, int(round(h / 2)) * 2)
+    return w, h
+
+
 def _fingerprint(inp: Path, out: Path, opts: JobOptions, scale: int, codec: str | None, pix_fmt: str | None) -> dict:
     st = inp.stat()
     return {"input": str(inp.resolve()), "input_size": st.st_size if inp.is_file() else None,
             "input_mtime_ns": st.st_mtime_ns, "model": opts.model, "random_weights": opts.random_weights, "scale": scale, "codec": codec, "crf": opts.crf,
-            "preset": opts.preset, "pix_fmt": pix_fmt, "output": out.name, "fps": str(opts.fps) if inp.is_dir() else None}
+            "preset": opts.preset, "pix_fmt": pix_fmt, "output": out.name, "fps": str(opts.fps) if inp.is_dir() else None,
+            "out_size": [opts.outscale, list(opts.size) if opts.size else None, opts.height],
+            "audio": [opts.audio_codec, opts.audio_bitrate]}
 
 
 def check_output(inp: Path, out: Path, opts: JobOptions) -> bool:
@@ -545,7 +578,9 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     codec = pix_fmt = None
     if not image_out:
         codec = default_codec(out.suffix, info.codec) if opts.codec == "auto" else opts.codec
+        check_encoder_options(codec, opts.crf, opts.preset)
         pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
+        check_audio(info, out, AudioOptions(opts.audio_codec, opts.audio_bitrate))
         deep = info.bit_depth > 8 or bit_depth_of(pix_fmt) > 8
     else:
         deep = (opts.bit_depth or info.bit_depth) > 8
@@ -555,7 +590,9 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     except UpvidError as e:
         raise GlobalError(e) from e
     s = net.scale
-    size = (info.width * s, info.height * s)
+    size = output_size(info.width, info.height, s, opts)
+    if size != (info.width * s, info.height * s):
+        engine.cfg.out_size = size
     queue = max(4, 2 * engine.cfg.chunk)
     device_clip = 1 if engine.cfg.auto_chunk else engine.cfg.chunk  # the CUDA planner may shrink window batches
     check_memory(info, s, engine.cfg.chunk, queue, deep, engines.device, device_clip)
@@ -592,7 +629,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             recorded = [s_.get("pts") for s_ in journal.segments]
             try:
                 assemble([work / s_["file"] for s_ in journal.segments], tmp, info,
-                         recorded_pts=recorded if all(r is not None for r in recorded) else None)
+                         recorded_pts=recorded if all(r is not None for r in recorded) else None,
+                         audio=AudioOptions(opts.audio_codec, opts.audio_bitrate))
             except UpvidError as e:
                 raise _join_failed(e, inp, out, journal) from e
             os.replace(tmp, out)
@@ -664,29 +702,31 @@ def _has_images(d: Path) -> bool:
     return any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file())
 
 
-def output_name(inp: Path, out_dir: Path, fmt: str | None) -> Path:
-    """OUT for IN in a batch: ``out_dir/<stem>.<fmt>``; by default the input's suffix when upvid
-    can write it (else ``.mkv``), and a folder for image-folder inputs."""
+def output_name(inp: Path, out_dir: Path, fmt: str | None, suffix: str = "") -> Path:
+    """OUT for IN in a batch: ``out_dir/<stem><suffix>.<fmt>``; by default the input's suffix when
+    upvid can write it (else ``.mkv``), and a folder for image-folder inputs."""
+    stem = (inp.name if inp.is_dir() else inp.stem) + suffix
     if fmt:
         fmt = fmt.lower().lstrip(".")
         if fmt in ("png", "images", "frames", "dir", "folder"):
-            return out_dir / (inp.name if inp.is_dir() else inp.stem)
-        return out_dir / f"{inp.stem if not inp.is_dir() else inp.name}.{fmt}"
+            return out_dir / stem
+        return out_dir / f"{stem}.{fmt}"
     if inp.is_dir():
-        return out_dir / inp.name
-    suffix = inp.suffix.lower()
-    return out_dir / (inp.stem + (suffix if suffix in VIDEO_SUFFIXES else ".mkv"))
+        return out_dir / stem
+    ext = inp.suffix.lower()
+    return out_dir / (stem + (ext if ext in VIDEO_SUFFIXES else ".mkv"))
 
 
-def plan_batch(inputs: list[Path], out_dir: Path, fmt: str | None) -> list[tuple[Path, Path | None, UpvidError | None]]:
+def plan_batch(inputs: list[Path], out_dir: Path, fmt: str | None,
+               suffix: str = "") -> list[tuple[Path, Path | None, UpvidError | None]]:
     """Expand folders and name outputs. A folder holding videos gives one job per video (sorted,
-    not recursive); a folder holding only images is one image-sequence job.
+    not recursive); a folder holding only images is one image-sequence job. Inputs that would
+    write the same output keep their folder structure under ``out_dir`` (relative to the folder
+    they share), so ``a/x.mp4`` and ``b/x.mp4`` become ``OUT/a/x.mp4`` and ``OUT/b/x.mp4``.
 
     Returns:
-        ``(input, output, error)`` triples; ``error`` is set for inputs that cannot be a job.
-
-    Raises:
-        UsageError: two inputs would write the same output.
+        ``(input, output, error)`` triples; ``error`` is set for inputs that cannot be a job
+        (the same input given twice, an input that is not there, an empty folder).
     """
     jobs: list[tuple[Path, Path | None, UpvidError | None]] = []
     for p in inputs:
@@ -694,21 +734,37 @@ def plan_batch(inputs: list[Path], out_dir: Path, fmt: str | None) -> list[tuple
             vids = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in INPUT_VIDEO_SUFFIXES
                           and not f.name.startswith("."))
             if vids:
-                jobs += [(f, output_name(f, out_dir, fmt), None) for f in vids]
+                jobs += [(f, output_name(f, out_dir, fmt, suffix), None) for f in vids]
             elif _has_images(p):
-                jobs.append((p, output_name(p, out_dir, fmt), None))
+                jobs.append((p, output_name(p, out_dir, fmt, suffix), None))
             else:
                 jobs.append((p, None, InputError(f"{p}: no video or image files in this folder")))
         elif not p.exists():
             jobs.append((p, None, InputError(f"{p}: no such file")))
         else:
-            jobs.append((p, output_name(p, out_dir, fmt), None))
-    seen: dict[Path, Path] = {}
-    for inp, out, _ in jobs:
-        if out is None:
+            jobs.append((p, output_name(p, out_dir, fmt, suffix), None))
+    by_out: dict[Path, list[int]] = {}
+    for k, (_, out, _) in enumerate(jobs):
+        if out is not None:
+            by_out.setdefault(out.resolve(), []).append(k)
+    for ks in by_out.values():
+        if len(ks) < 2:
             continue
-        key = out.resolve()
-        if key in seen:
-            raise UsageError(f"{seen[key]} and {inp} would both write {out}; use --format or separate runs")
-        seen[key] = inp
+        srcs = [jobs[k][0].resolve() for k in ks]
+        if len(set(srcs)) < len(srcs):  # the very same input twice: the later ones are refused
+            seen: set[Path] = set()
+            for k, src in zip(ks, srcs):
+                if src in seen:
+                    jobs[k] = (jobs[k][0], None, UsageError(f"{jobs[k][0]}: given twice in the batch"))
+                seen.add(src)
+            ks = [k for k in ks if jobs[k][1] is not None]
+            srcs = [jobs[k][0].resolve() for k in ks]
+            if len(ks) < 2:
+                continue
+        common = Path(os.path.commonpath([s.parent for s in srcs]))
+        same_folder = len({s.parent for s in srcs}) < len(srcs)  # x.mp4 and x.mkv side by side
+        for k, src in zip(ks, srcs):
+            inp, out, err = jobs[k]
+            name = f"{out.stem}-{inp.suffix.lstrip('.').lower()}{out.suffix}" if same_folder and inp.is_file() else out.name
+            jobs[k] = (inp, out_dir / src.parent.relative_to(common) / name, err)
     return jobs

@@ -351,10 +351,26 @@ def is_cached(record: ModelRecord, weights_dir: Path | None = None) -> bool:
 def fetch(record: ModelRecord, weights_dir: Path | None = None) -> Path:
     """Download (if needed), verify and convert ``record``'s checkpoint; return the safetensors path.
 
+    A checkpoint found in ``weights_dir`` is also copied into upvid's download cache (after its
+    sha256 is verified), so later runs without ``--weights-dir`` find it there.
+
     Raises:
         WeightsError: as :func:`resolve_state_dict`.
     """
-    return _resolve(record, weights_dir)[1]
+    target = _resolve(record, weights_dir)[1]
+    specs = file_specs(record)
+    main = locate(specs[0], weights_dir, download=False)
+    if main is not None and _in_local_dir(main, weights_dir):
+        dest = _download_dest(specs[0], _file_name(specs[0]))
+        if not dest.is_file():
+            import shutil
+
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            part = dest.with_name(dest.name + ".part")
+            shutil.copyfile(main, part)
+            verify(part, specs[0], quiet=True)
+            os.replace(part, dest)
+    return target
 
 
 def hash_state(spec: dict[str, Any]) -> str:

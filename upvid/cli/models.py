@@ -24,6 +24,7 @@ def models_list(
     weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local weights folder.")] = None,
 ) -> None:
     """List the models in weights.toml with their weights' cache state."""
+    _check_dir(weights_dir)
     if ctx.invoked_subcommand is not None:
         return
     from upvid.models import list_models
@@ -32,7 +33,7 @@ def models_list(
     rows = []
     for name, rec in list_models().items():
         rows.append({
-            "name": name, "family": rec.family, "scale": "any" if rec.scales == "any" else rec.scale,
+            "name": name, "family": rec.family, "kind": _kind_of(rec), "scale": "any" if rec.scales == "any" else rec.scale,
             "frames": rec.frames, "params": rec.params, "license": rec.license, "train_data": rec.train_data,
             "degradation": rec.degradation, "psnr": rec.psnr,
             "weights": "none needed" if not rec.weights else ("cached" if is_cached(rec, weights_dir) else "not cached"),
@@ -52,9 +53,16 @@ def models_list(
         psnr = ", ".join(f"{k} {v:.2f}" for k, v in r["psnr"].items())
         params = f"{r['params'] / 1e6:.2f} M" if r["params"] else "-"
         kinds = ", ".join(dict.fromkeys(_kind(s) for s in r["sources"])) or ("-" if r["hash"] == "-" else "by hand")
-        table.add_row(r["name"], r["family"], str(r["scale"]), str(r["frames"]), params, r["train_data"],
+        table.add_row(r["name"], r["kind"], str(r["scale"]), str(r["frames"]), params, r["train_data"],
                       r["degradation"], psnr, r["license"], kinds, r["hash"], r["weights"])
     Console().print(table)
+
+
+def _kind_of(rec) -> str:
+    """The README's words for a model's temporal family: per-frame, sliding window (N), recurrent (clip N)."""
+    if rec.family == "recurrent":
+        return f"recurrent (clip {rec.frames})"
+    return "per-frame" if rec.frames == 1 else f"sliding window ({rec.frames})"
 
 
 def _kind(label: str) -> str:
@@ -66,6 +74,13 @@ def _kind(label: str) -> str:
     if label.startswith("Hugging Face Hub"):
         return "Hub"
     return label.split("/")[2] if "://" in label else label
+
+
+def _check_dir(weights_dir: Path | None) -> None:
+    from upvid.errors import UsageError
+
+    if weights_dir is not None and not weights_dir.is_dir():
+        raise UsageError(f"--weights-dir {weights_dir}: no such folder")
 
 
 def _names(names: list[str] | None, all_: bool) -> list[str]:
@@ -88,6 +103,7 @@ def models_fetch(
     weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local weights folder.")] = None,
 ) -> None:
     """Download, verify (sha256) and convert the weights of NAMES (or --all)."""
+    _check_dir(weights_dir)
     from upvid.models import get_record
     from upvid.weights import fetch
 
@@ -106,6 +122,7 @@ def models_verify(
     weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local weights folder.")] = None,
 ) -> None:
     """Re-hash the cached checkpoints; a file that fails its sha256 is deleted and fetched again."""
+    _check_dir(weights_dir)
     from upvid.models import get_record
     from upvid.weights import verify_cached
 

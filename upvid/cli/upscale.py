@@ -45,6 +45,28 @@ def _parse_fps(text: str) -> Fraction:
     return f
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must be WIDTHxHEIGHT, e.g. 1920x1080, got {text!r}") from None
+    if w < 2 or h < 2:
+        raise UsageError(f"--size must be at least 2x2, got {text}")
+    return w, h
+
+
+def _parse_bitrate(text: str) -> int:
+    t = text.strip().lower()
+    mult = {"k": 1000, "m": 1_000_000}.get(t[-1:], 1)
+    try:
+        value = int(float(t.rstrip("km")) * mult)
+    except ValueError:
+        raise UsageError(f"--audio-bitrate must be a number of bits/s like 192k, got {text!r}") from None
+    if value < 8000:
+        raise UsageError(f"--audio-bitrate must be at least 8k, got {text}")
+    return value
+
+
 def _line(msg: str) -> None:
     sys.stderr.write("upvid: " + " ".join(msg.split()) + "\n")
     sys.stderr.flush()
@@ -88,6 +110,16 @@ def upscale(
                                                  "of the checkpoint (testing the pipeline offline; the output is noise).")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (pays off on long videos "
                                           "on CUDA; slow start).")] = False,
+    outscale: Annotated[Optional[float], typer.Option("--outscale", help="Final size as a factor of the input "
+                                                     "(the model runs at its own scale, then a bicubic resize).")] = None,
+    size: Annotated[Optional[str], typer.Option("--size", help="Final size WxH (even numbers are kept even).")] = None,
+    height: Annotated[Optional[int], typer.Option("--height", help="Final height; the width keeps the aspect ratio.")] = None,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the audio tracks (subtitles and chapters stay).")] = False,
+    audio_codec: Annotated[str, typer.Option("--audio-codec", help="copy (where the container takes it, else "
+                                             "transcode), aac, opus or flac.")] = "copy",
+    audio_bitrate: Annotated[Optional[str], typer.Option("--audio-bitrate", help="Bit rate of transcoded audio, "
+                                                         "e.g. 192k.")] = None,
+    suffix: Annotated[str, typer.Option("--suffix", help="Batch: appended to each output name, e.g. _x4.")] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> int:
@@ -103,11 +135,28 @@ def upscale(
         pix_fmt = "yuv420p"
     if segment_frames < 1 or segment_seconds <= 0:
         raise UsageError("--segment-frames and --segment-seconds must be > 0")
+    if weights_dir is not None and not weights_dir.is_dir():
+        raise UsageError(f"--weights-dir {weights_dir}: no such folder")
+    from upvid.io.writer import AUDIO_CODECS
+
+    if audio_codec not in AUDIO_CODECS:
+        raise UsageError(f"--audio-codec must be one of {', '.join(AUDIO_CODECS)}, got {audio_codec!r}")
+    if no_audio and audio_codec != "copy":
+        raise UsageError("give --no-audio or --audio-codec, not both")
+    out_size = _parse_size(size) if size is not None else None
+    if outscale is not None and not 0 < outscale <= 64:
+        raise UsageError(f"--outscale must be in (0, 64], got {outscale}")
+    if height is not None and height < 2:
+        raise UsageError(f"--height must be >= 2, got {height}")
+    if sum(o is not None for o in (outscale, out_size, height)) > 1:
+        raise UsageError("give one of --outscale, --size and --height")
     opts = JobOptions(model=model, scale=scale, device=device, dtype=dtype, chunk=chunk, overlap=overlap, tile=tile,
                       tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                       bit_depth=bit_depth, fps=_parse_fps(fps), weights_dir=weights_dir, overwrite=overwrite,
                       resume=resume, skip_existing=skip_existing, segment_frames=segment_frames,
-                      segment_seconds=segment_seconds, random_weights=random_weights, compile=compile)
+                      segment_seconds=segment_seconds, random_weights=random_weights, compile=compile,
+                      outscale=outscale, size=out_size, height=height, audio_codec="none" if no_audio else audio_codec,
+                      audio_bitrate=_parse_bitrate(audio_bitrate) if audio_bitrate else None, suffix=suffix)
     resolve_device(device)  # a bad --device is a usage error before any file is touched
     if output_dir is None:
         if len(paths) != 2:
@@ -123,7 +172,13 @@ def upscale(
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OutputError(f"{output_dir}: cannot create ({e.strerror or e})") from e
-        jobs = plan_batch(paths, output_dir, format)
+        jobs = plan_batch(paths, output_dir, format, suffix)
+        for _, out, _ in jobs:  # inputs sharing a name keep their folder structure under --output-dir
+            if out is not None and out.parent != output_dir:
+                try:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise OutputError(f"{out.parent}: cannot create ({e.strerror or e})") from e
         batch = True
 
     engines = EngineFactory(opts)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from upvid.engine.colour import rgb_to_yuv420, yuv420_to_rgb
 from upvid.engine.device import autocast
@@ -43,6 +44,9 @@ class EngineConfig:
         yuv_out: ``(colorspace, full_range)``: emit 8-bit outputs as :class:`~upvid.frames.Yuv420`
             planes in that matrix/range, converted on the device (the GPU path; the encoder
             then takes them as they are). ``None``: RGB arrays.
+        out_size: ``(width, height)`` to resize the model's output to (``--outscale``, ``--size``,
+            ``--height``), bicubic with antialiasing on the device before rounding; ``None``: the
+            model's own ``scale`` x input size.
     """
 
     chunk: int
@@ -56,6 +60,7 @@ class EngineConfig:
     auto_chunk: bool = False
     compile: bool = False
     yuv_out: tuple[int, bool] | None = None
+    out_size: tuple[int, int] | None = None
 
     @classmethod
     def for_model(
@@ -220,7 +225,11 @@ class Engine:
 
     def _to_numpy(self, x: Tensor, dtype: np.dtype) -> list[np.ndarray] | list[Yuv420]:
         """``(T, 3, H, W)`` float [0, 1] -> ``T x (H, W, 3)`` of ``dtype``, rounded and clamped on the
-        device; or ``T x`` :class:`Yuv420` when ``config.yuv_out`` is set and ``dtype`` is 8-bit."""
+        device; or ``T x`` :class:`Yuv420` when ``config.yuv_out`` is set and ``dtype`` is 8-bit.
+        With ``config.out_size`` the frames are first resized to it (bicubic, antialiased)."""
+        if self.cfg.out_size is not None and (x.shape[-1], x.shape[-2]) != self.cfg.out_size:
+            w, h = self.cfg.out_size
+            x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
         if self.cfg.yuv_out is not None and dtype == np.uint8:
             cs, full = self.cfg.yuv_out
             return [Yuv420(p, cs, full) for p in rgb_to_yuv420(x, cs, full).cpu().numpy()]

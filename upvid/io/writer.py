@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -211,6 +212,40 @@ def _preset_options(codec: str, preset: str) -> dict[str, str]:
     return {}
 
 
+#: Constant-rate-factor ranges by encoder.
+_CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (0, 63), "libaom-av1": (0, 63),
+              "libvpx-vp9": (0, 63), "libvpx": (4, 63)}
+
+
+def check_encoder_options(codec: str, crf: int | None, preset: str | None) -> None:
+    """Validate ``--crf`` and ``--preset`` for ``codec`` before any work.
+
+    Raises:
+        UsageError: a CRF outside the encoder's range or a preset it does not know, naming the
+            valid range or names.
+    """
+    from upvid.errors import UsageError
+
+    lo_hi = _CRF_RANGE.get(codec)
+    if crf is not None and lo_hi and not lo_hi[0] <= crf <= lo_hi[1]:
+        raise UsageError(f"--crf {crf} is outside {codec}'s range {lo_hi[0]}..{lo_hi[1]}")
+    if not preset or codec not in _QUALITY_OPTS:
+        return
+    preset = str(preset)
+    if codec in ("libx264", "libx265"):
+        valid, numbers = _X264_PRESETS, None
+    elif codec == "libsvtav1":
+        valid, numbers = _X264_PRESETS, range(0, 14)
+    elif codec.startswith("libvpx"):
+        valid, numbers = [*_X264_PRESETS, "good", "best", "realtime"], range(-8, 9) if codec == "libvpx-vp9" else range(-16, 17)
+    else:  # libaom-av1
+        valid, numbers = _X264_PRESETS, range(0, 9)
+    if preset in valid or (numbers is not None and preset.lstrip("-").isdigit() and int(preset) in numbers):
+        return
+    extra = f", or {numbers.start}..{numbers.stop - 1}" if numbers is not None else ""
+    raise UsageError(f"--preset {preset!r} is not a {codec} preset; use one of {', '.join(valid)}{extra}")
+
+
 def _copyable(codec: str, kind: str, out: av.container.OutputContainer) -> bool:
     """Whether ``codec`` can be stream-copied into ``out`` and played back."""
     if codec not in out.supported_codecs:
@@ -262,6 +297,25 @@ def _output_error(path: Path, e: BaseException) -> OutputError:
     return OutputError(f"{path}: {_err(e)}")
 
 
+#: ``--audio-codec`` choices -> FFmpeg encoders (``copy``: keep the packets where the container takes them).
+AUDIO_CODECS = {"copy": None, "aac": "aac", "opus": "libopus", "flac": "flac"}
+
+
+@dataclass(frozen=True)
+class AudioOptions:
+    """What happens to the input's audio tracks.
+
+    Attributes:
+        codec: ``"copy"`` (stream copy where the container accepts it, else transcode, as
+            without options), ``"aac"``, ``"opus"`` or ``"flac"`` (always transcoded), or
+            ``"none"`` (``--no-audio``: audio dropped; subtitles and chapters kept).
+        bitrate: encoder bit rate in bits/s for transcoded audio (``None``: the encoder's default).
+    """
+
+    codec: str = "copy"
+    bitrate: int | None = None
+
+
 class _Extras:
     """The input's audio/subtitle streams and chapters, copied (or transcoded) into ``out``.
 
@@ -269,9 +323,13 @@ class _Extras:
     (:meth:`pump`), so audio and video interleave without buffering the whole track.
     """
 
-    def __init__(self, out: av.container.OutputContainer, info: VideoInfo, path: Path) -> None:
+    def __init__(self, out: av.container.OutputContainer, info: VideoInfo, path: Path,
+                 audio: AudioOptions | None = None) -> None:
         self.out = out
         self.path = path
+        self.audio = audio or AudioOptions()
+        self.skipped: dict[str, int] = {}  # warnings said once, then counted
+        self.source_name = info.path.name
         self.inp: av.container.InputContainer | None = None
         self.map: dict[int, tuple[av.stream.Stream, object]] = {}
         self.pending: av.Packet | None = None
@@ -292,10 +350,12 @@ class _Extras:
                     out.metadata[k] = v
         except Exception as e:  # noqa: BLE001
             log.warning("cannot copy chapters/metadata (%s)", e)
+        self.dropped: list[str] = []  # audio/subtitle streams that could not be added, with why
         for si in info.others:
             try:
                 self._add(si.index)
             except Exception as e:  # noqa: BLE001
+                self.dropped.append(f"stream #{si.index} ({si.codec}): {_err(e)}")
                 log.warning("stream #%d (%s): cannot be written; dropped (%s)", si.index, si.codec, _err(e))
         if self.map:
             self.iter = self.inp.demux(*[self.inp.streams[i] for i in self.map])
@@ -307,7 +367,10 @@ class _Extras:
         name = src.codec_context.codec.canonical_name if src.codec_context else None
         if src.type not in ("audio", "subtitle") or name is None:
             return
-        if _copyable(name, src.type, out):
+        if src.type == "audio" and self.audio.codec == "none":
+            return
+        forced = AUDIO_CODECS.get(self.audio.codec) if src.type == "audio" else None
+        if forced is None and _copyable(name, src.type, out):
             dst = out.add_stream_from_template(src)
             dst.metadata.update(src.metadata)
             dst.disposition = src.disposition
@@ -329,7 +392,9 @@ class _Extras:
             log.warning("stream #%d: %s subtitles cannot go into %s; dropped", index, name, out.format.name)
             return
         supported = out.supported_codecs
-        if out.format.name == "webm":
+        if forced is not None:
+            target = forced
+        elif out.format.name == "webm":
             target = "libopus"
         elif "aac" in supported:
             target = "aac"
@@ -347,6 +412,8 @@ class _Extras:
             layout = layout.removesuffix("(side)")  # Opus' surround mapping (family 1) names the back pair
         dst = out.add_stream(target, rate=rate)
         dst.layout = layout
+        if self.audio.bitrate and target != "flac":
+            dst.bit_rate = self.audio.bitrate
         dst.metadata.update(src.metadata)
         fsize = dst.codec_context.frame_size or 1024
         resampler = av.AudioResampler(format=dst.codec_context.format or "fltp", layout=layout, rate=rate,
@@ -365,7 +432,7 @@ class _Extras:
             except av.error.FFmpegError as e:
                 if getattr(e, "errno", None) == 28:
                     raise _output_error(self.path, e) from e
-                log.warning("skipping a %s packet the muxer refused (%s)", dst.type, _err(e))
+                self._warn_once(f"skipping {dst.type} packets the muxer refuses ({_err(e)})")
             return
         if resampler == "subtitle":
             self._mux_text_subtitle(packet, dst)
@@ -373,7 +440,7 @@ class _Extras:
         try:
             frames = packet.decode()
         except av.error.FFmpegError as e:
-            log.warning("skipping an undecodable audio packet (%s)", _err(e))
+            self._warn_once(f"skipping undecodable audio packets ({_err(e)})")
             return
         for frame in frames:
             frame.pts = None
@@ -427,9 +494,18 @@ class _Extras:
                 return
             self._mux(pkt)
 
+    def _warn_once(self, what: str) -> None:
+        """A damaged track warns once, not once per packet; :meth:`finish` gives the count."""
+        if what not in self.skipped:
+            log.warning("%s: %s", self.source_name, what)
+        self.skipped[what] = self.skipped.get(what, 0) + 1
+
     def finish(self) -> None:
         """Mux what is left and flush the audio encoders."""
         self.pump(None)
+        for what, n in self.skipped.items():
+            if n > 1:
+                log.warning("%s: %s: %d packets in all", self.source_name, what.split(" (")[0], n)
         for dst, resampler in self.map.values():
             if resampler is not None and resampler != "subtitle":
                 try:
@@ -715,8 +791,58 @@ def plan_decode_times(segments: Sequence[Path]) -> tuple[Fraction, list[list[int
     return tb, all_pts, delay
 
 
+def check_audio(info: VideoInfo, out: Path, audio: AudioOptions) -> None:
+    """Decide, before any frame is computed, that the input's audio can go into OUT's container
+    as asked: the streams are added to a scratch file of OUT's suffix and its header written.
+
+    Raises:
+        UsageError: an audio track the container refuses even transcoded, or ``--audio-codec``
+            naming a codec the container cannot hold; the message offers ``--audio-codec`` and
+            ``--no-audio``.
+    """
+    import tempfile
+
+    from upvid.errors import UsageError
+
+    if audio.codec == "none" or not any(si.type == "audio" for si in info.others) or info.path.is_dir():
+        return
+    with tempfile.TemporaryDirectory(prefix="upvid-audio-") as tmp:
+        scratch = Path(tmp) / f"probe{out.suffix.lower()}"
+        try:
+            c = av.open(str(scratch), "w")
+        except (av.error.FFmpegError, ValueError, OSError):
+            return  # the real open reports it
+        extras: _Extras | None = None
+        problem = None
+        try:
+            quiet = logging.getLogger("upvid.io.writer")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)  # the scratch file's own "dropped" warnings are replaced by one error
+            try:
+                extras = _Extras(c, info, scratch, audio)
+            finally:
+                quiet.setLevel(level)
+            lost = [d for d in extras.dropped if "subtitle" not in d]
+            if lost:
+                problem = lost[0]
+            elif extras.map:
+                v = c.add_stream("mpeg4" if "mpeg4" in c.supported_codecs else c.default_video_codec, rate=25)
+                v.width, v.height, v.pix_fmt = 16, 16, "yuv420p"
+                c.start_encoding()
+        except (av.error.FFmpegError, ValueError) as e:
+            problem = _err(e)
+        finally:
+            if extras is not None:
+                extras.close()
+            _close_quietly(c)
+    if problem:
+        raise UsageError(f"{out.name}: the audio cannot go into {out.suffix or 'this'} container as asked ({problem}); "
+                         "use --audio-codec aac|opus|flac, another container (.mkv takes almost any), or --no-audio")
+
+
 def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_streams: bool = True,
-             container_format: str | None = None, recorded_pts: Sequence[Sequence[int]] | None = None) -> int:
+             container_format: str | None = None, recorded_pts: Sequence[Sequence[int]] | None = None,
+             audio: AudioOptions | None = None) -> int:
     """Copy the video packets of ``segments`` (in order, no re-encoding) into ``path``, with the
     input's audio/subtitle streams, chapters and metadata.
 
@@ -729,6 +855,7 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
         path: the output (a temporary name; the caller renames it).
         info: the probed input.
         copy_streams: add the input's other streams and chapters.
+        audio: what to do with the audio tracks (default: copy, else transcode).
         recorded_pts: per segment, the pts (``info.time_base``) of each frame as
             :attr:`VideoWriter.written_pts` recorded it; required for :data:`SEQUENTIAL_MUXERS`
             segments (they were written without B-frames, one packet per frame), whose demuxed
@@ -770,7 +897,7 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
                 except Exception as e:  # noqa: BLE001
                     log.warning("cannot keep rotation %s: %s", info.rotation, e)
         if copy_streams:
-            extras = _Extras(out, info, path)
+            extras = _Extras(out, info, path, audio)
         for seg, pts in zip(segments, seg_pts):
             with av.open(str(seg)) as c:
                 vs = c.streams.video[0]
