@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import pytest
 
 from tests.media import call, describe, make_clip, pattern, run_cli
@@ -118,3 +119,23 @@ def test_batch_subprocess(inputs, tmp_path):
     assert r.returncode == 3 and "Traceback" not in r.stderr
     assert json.loads(r.stdout)["ok"] == 2
     assert len([line for line in r.stderr.splitlines() if line.startswith("upvid: [")]) == 3
+
+
+def test_folder_expansion_takes_ogg_files(tmp_path):
+    """.ogg files in a folder are inputs (not silently skipped): an audio-only one is reported as such."""
+    import numpy as np
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_clip(folder / "v.mkv", n=2)
+    with av.open(str(folder / "a.ogg"), "w") as c:
+        s = c.add_stream("flac", rate=16000)
+        s.layout = "mono"
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1600), np.int16), format="s16", layout="mono")
+        f.sample_rate, f.pts = 16000, 0
+        c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    code, stdout, stderr = call(folder, "--output-dir", tmp_path / "o", "--json", *ARGS)
+    results = {Path(r["input"]).name: r for r in json.loads(stdout)["results"]}
+    assert set(results) == {"a.ogg", "v.mkv"}
+    assert results["v.mkv"]["status"] == "ok" and results["a.ogg"]["exit_code"] == 3 and code == 3
