@@ -167,13 +167,13 @@ def test_folder_output_says_audio_is_not_kept(realshort, tmp_path):
 def test_join_failure_keeps_segments_and_says_how_to_finish(realshort, tmp_path, monkeypatch):
     """A muxer refusing the join (after every frame is encoded) deletes nothing: the segments, the
     journal and an FFmpeg concat list stay; --resume redoes only the join."""
-    import upvid.io.writer as writer
+    import upvid.io.mux as mux
     import upvid.job as job
 
-    real = writer.assemble
+    real = mux.assemble
 
     def refuse(*a, **k):
-        raise writer.EncodeError("muxing .out.partial.mkv: Invalid argument")
+        raise mux.EncodeError("muxing .out.partial.mkv: Invalid argument")
 
     out = tmp_path / "out.mkv"
     args = ["-m", "bicubic", "-s", "2", "--preset", "ultrafast", "-q", "--segment-frames", "10"]

@@ -9,7 +9,7 @@ hidden work folder next to OUT, ``.<OUT name>.upvid-partial/``:
 - ``journal.json`` records the segments that are complete and a fingerprint of the job.
 
 At the end the segments are joined by copying their packets (no re-encoding) into a temporary
-file together with the input's audio, subtitles and chapters (:func:`upvid.io.writer.assemble`),
+file together with the input's audio, subtitles and chapters (:func:`upvid.io.mux.assemble`),
 renamed to OUT, and the work folder is removed. If the job is interrupted (Ctrl-C, SIGTERM,
 SIGKILL, power loss), runs out of memory or disk space, or crashes, the complete segments stay;
 running the same command with ``--resume`` re-decodes the input, skips the frames already done
@@ -37,19 +37,16 @@ from upvid.errors import EncodeError, InputError, OutOfMemoryError, OutputError,
 from upvid.io.images import IMAGE_SUFFIXES, probe_images, read_image_frames, write_image
 from upvid.io.probe import VideoInfo, bit_depth_of, probe
 from upvid.io.reader import read_frames
-from upvid.io.writer import (
+from upvid.io.codecs import (
     VIDEO_SUFFIXES,
-    AudioOptions,
-    VideoWriter,
-    assemble,
-    check_audio,
     check_encoder_options,
     check_frame_size,
     choose_pix_fmt,
     default_codec,
-    unique_temp_path,
     yuv420_target,
 )
+from upvid.io.mux import AudioOptions, assemble, check_audio, unique_temp_path
+from upvid.io.writer import VideoWriter
 
 log = logging.getLogger("upvid")
 

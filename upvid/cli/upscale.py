@@ -137,7 +137,7 @@ def upscale(
         raise UsageError("--segment-frames and --segment-seconds must be > 0")
     if weights_dir is not None and not weights_dir.is_dir():
         raise UsageError(f"--weights-dir {weights_dir}: no such folder")
-    from upvid.io.writer import AUDIO_CODECS
+    from upvid.io.mux import AUDIO_CODECS
 
     if audio_codec not in AUDIO_CODECS:
         raise UsageError(f"--audio-codec must be one of {', '.join(AUDIO_CODECS)}, got {audio_codec!r}")

@@ -2,6 +2,7 @@
 
 from upvid.io.probe import StreamInfo, VideoInfo, probe
 from upvid.io.reader import DecodedFrame, read_frames
-from upvid.io.writer import VideoWriter, unique_temp_path
+from upvid.io.mux import unique_temp_path
+from upvid.io.writer import VideoWriter
 
 __all__ = ["DecodedFrame", "StreamInfo", "VideoInfo", "VideoWriter", "probe", "read_frames", "unique_temp_path"]
