@@ -96,6 +96,21 @@ class JobOptions:
     audio_bitrate: int | None = None      # bits/s for transcoded audio
     suffix: str = ""                      # batch: appended to each output's stem (--suffix _x4)
 
+    def __post_init__(self) -> None:
+        """Check the output-size options (they exclude each other).
+
+        Raises:
+            UsageError: more than one of ``outscale``/``size``/``height``, or a value out of range.
+        """
+        if sum(o is not None for o in (self.outscale, self.size, self.height)) > 1:
+            raise UsageError("give one of --outscale, --size and --height")
+        if self.outscale is not None and not 0 < self.outscale <= 64:
+            raise UsageError(f"--outscale must be in (0, 64], got {self.outscale}")
+        if self.height is not None and self.height < 2:
+            raise UsageError(f"--height must be >= 2, got {self.height}")
+        if self.size is not None and min(self.size) < 2:
+            raise UsageError(f"--size must be at least 2x2, got {self.size[0]}x{self.size[1]}")
+
 
 @dataclass
 class JobResult:
@@ -482,13 +497,8 @@ def warmup_frames(net, cfg) -> int:
 def output_size(width: int, height: int, scale: int, opts: JobOptions) -> tuple[int, int]:
     """The output frame size: the model's ``scale`` x input, or what ``--outscale`` / ``--size`` /
     ``--height`` ask for (aspect kept for ``--outscale`` and ``--height``; even for 4:2:0).
-
-    Raises:
-        UsageError: more than one of them, or a size below 2 px.
+    The options were checked by :class:`JobOptions`.
     """
-    given = [o for o in (opts.outscale, opts.size, opts.height) if o is not None]
-    if len(given) > 1:
-        raise UsageError("give one of --outscale, --size and --height")
     if opts.outscale is not None:
         w, h = width * opts.outscale, height * opts.outscale
     elif opts.size is not None:
@@ -573,11 +583,12 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
         log.warning("%s: writing a folder of PNG frames; its %d audio/subtitle stream(s) are not kept "
                     "(give OUT a video suffix, e.g. .mkv, to keep them)", out, len(info.others))
     codec = pix_fmt = None
+    audio = AudioOptions(opts.audio_codec, opts.audio_bitrate)
     if not image_out:
         codec = default_codec(out.suffix, info.codec) if opts.codec == "auto" else opts.codec
         check_encoder_options(codec, opts.crf, opts.preset)
         pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
-        check_audio(info, out, AudioOptions(opts.audio_codec, opts.audio_bitrate))
+        check_audio(info, out, audio)
         deep = info.bit_depth > 8 or bit_depth_of(pix_fmt) > 8
     else:
         deep = (opts.bit_depth or info.bit_depth) > 8
@@ -600,6 +611,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     start = max(0, done - warmup_frames(net, engine.cfg)) if done else 0
     sink: _Sink | None = None
     tmp: Path | None = None
+    told = False
     try:
         if not journal.complete:
             if image_out:
@@ -626,9 +638,9 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             recorded = [s_.get("pts") for s_ in journal.segments]
             try:
                 assemble([work / s_["file"] for s_ in journal.segments], tmp, info,
-                         recorded_pts=recorded if all(r is not None for r in recorded) else None,
-                         audio=AudioOptions(opts.audio_codec, opts.audio_bitrate))
+                         recorded_pts=recorded if all(r is not None for r in recorded) else None, audio=audio)
             except UpvidError as e:
+                told = True  # the join error already says where the segments are and how to finish
                 raise _join_failed(e, inp, out, journal) from e
             os.replace(tmp, out)
             tmp = None
@@ -643,7 +655,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
         # Finished segments are never deleted by a failure: an input, encoder or join error late in
         # a job keeps them for --resume (which redoes only what is missing, or only the join).
         keep = journal.frames_done > 0 and not isinstance(e, GlobalError)
-        if keep and "--resume" not in str(e):
+        if keep and not told:
             log.warning("%d frames of %s are done and kept in %s; run the same command with --resume to continue",
                         journal.frames_done, out.name, work)
         elif not keep:

@@ -110,7 +110,6 @@ def download_url(url: str, part: Path) -> None:
     Raises:
         SourceFailed: HTTP error, connection refused, ...
     """
-    import requests  # noqa: F401 - a huggingface_hub dependency; its errors are requests'
     from huggingface_hub.file_download import http_get
 
     part.parent.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from upvid.errors import WeightsError
+from upvid.errors import UsageError, WeightsError
 from upvid.sources import Source, SourceFailed, fetch_from, sources_of
 
 log = logging.getLogger("upvid")
@@ -141,6 +141,17 @@ def _find_local(spec: dict[str, Any], weights_dir: Path) -> Path | None:
     return None
 
 
+def check_weights_dir(weights_dir: Path | None) -> None:
+    """Refuse a ``--weights-dir`` / ``$UPVID_WEIGHTS_DIR`` that is not a folder (it would be
+    ignored silently, and the download it falls back to would never name it).
+
+    Raises:
+        UsageError: the folder does not exist.
+    """
+    if weights_dir is not None and not Path(weights_dir).is_dir():
+        raise UsageError(f"--weights-dir {weights_dir}: no such folder")
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -237,8 +248,9 @@ def locate(
             os.replace(part, dest)
             path = dest
         return path
-    raise WeightsError(f"cannot get {name} ({_expected(spec)}{', %s bytes' % format(spec['size'], ',') if spec.get('size') else ''}): "
-                       f"{'; '.join(failures)}. Download it by hand ({manual}) into a folder and pass --weights-dir FOLDER")
+    size = f", {spec['size']:,} bytes" if spec.get("size") else ""
+    raise WeightsError(f"cannot get {name} ({_expected(spec)}{size}): {'; '.join(failures)}. "
+                       f"Download it by hand ({manual}) into a folder and pass --weights-dir FOLDER")
 
 
 def _in_local_dir(path: Path, weights_dir: Path | None) -> bool:
@@ -414,8 +426,6 @@ def verify_cached(record: ModelRecord, weights_dir: Path | None = None) -> str:
     path.unlink(missing_ok=True)
     if real != path:
         real.unlink(missing_ok=True)  # the Hub cache's blob behind the snapshot link
-    for f in converted_dir().glob(f"{record.name}-*.safetensors"):
-        f.unlink(missing_ok=True)
-    fetch(record, weights_dir)
+    fetch(record, weights_dir)  # converted safetensors are keyed by the verified digest: still valid
     return "re-fetched"
 

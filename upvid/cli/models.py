@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from upvid.cli.app import app, err
+from upvid.weights import check_weights_dir
 from rich.console import Console
 
 models_app = typer.Typer(help="List models, or pre-download their weights.", invoke_without_command=True,
@@ -24,7 +25,7 @@ def models_list(
     weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local weights folder.")] = None,
 ) -> None:
     """List the models in weights.toml with their weights' cache state."""
-    _check_dir(weights_dir)
+    check_weights_dir(weights_dir)
     if ctx.invoked_subcommand is not None:
         return
     from upvid.models import list_models
@@ -76,13 +77,6 @@ def _kind(label: str) -> str:
     return label.split("/")[2] if "://" in label else label
 
 
-def _check_dir(weights_dir: Path | None) -> None:
-    from upvid.errors import UsageError
-
-    if weights_dir is not None and not weights_dir.is_dir():
-        raise UsageError(f"--weights-dir {weights_dir}: no such folder")
-
-
 def _names(names: list[str] | None, all_: bool) -> list[str]:
     from upvid.errors import UsageError
     from upvid.models import list_models
@@ -103,7 +97,7 @@ def models_fetch(
     weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local weights folder.")] = None,
 ) -> None:
     """Download, verify (sha256) and convert the weights of NAMES (or --all)."""
-    _check_dir(weights_dir)
+    check_weights_dir(weights_dir)
     from upvid.models import get_record
     from upvid.weights import fetch
 
@@ -122,7 +116,7 @@ def models_verify(
     weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local weights folder.")] = None,
 ) -> None:
     """Re-hash the cached checkpoints; a file that fails its sha256 is deleted and fetched again."""
-    _check_dir(weights_dir)
+    check_weights_dir(weights_dir)
     from upvid.models import get_record
     from upvid.weights import verify_cached
 

@@ -50,9 +50,7 @@ def _parse_size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise UsageError(f"--size must be WIDTHxHEIGHT, e.g. 1920x1080, got {text!r}") from None
-    if w < 2 or h < 2:
-        raise UsageError(f"--size must be at least 2x2, got {text}")
-    return w, h
+    return w, h  # JobOptions checks the range
 
 
 def _parse_bitrate(text: str) -> int:
@@ -135,21 +133,16 @@ def upscale(
         pix_fmt = "yuv420p"
     if segment_frames < 1 or segment_seconds <= 0:
         raise UsageError("--segment-frames and --segment-seconds must be > 0")
-    if weights_dir is not None and not weights_dir.is_dir():
-        raise UsageError(f"--weights-dir {weights_dir}: no such folder")
     from upvid.io.mux import AUDIO_CODECS
+    from upvid.weights import check_weights_dir
+
+    check_weights_dir(weights_dir)
 
     if audio_codec not in AUDIO_CODECS:
         raise UsageError(f"--audio-codec must be one of {', '.join(AUDIO_CODECS)}, got {audio_codec!r}")
     if no_audio and audio_codec != "copy":
         raise UsageError("give --no-audio or --audio-codec, not both")
     out_size = _parse_size(size) if size is not None else None
-    if outscale is not None and not 0 < outscale <= 64:
-        raise UsageError(f"--outscale must be in (0, 64], got {outscale}")
-    if height is not None and height < 2:
-        raise UsageError(f"--height must be >= 2, got {height}")
-    if sum(o is not None for o in (outscale, out_size, height)) > 1:
-        raise UsageError("give one of --outscale, --size and --height")
     opts = JobOptions(model=model, scale=scale, device=device, dtype=dtype, chunk=chunk, overlap=overlap, tile=tile,
                       tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                       bit_depth=bit_depth, fps=_parse_fps(fps), weights_dir=weights_dir, overwrite=overwrite,

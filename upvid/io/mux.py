@@ -117,6 +117,8 @@ class _Extras:
         self.audio = audio or AudioOptions()
         self.skipped: dict[str, int] = {}  # warnings said once, then counted
         self.source_name = info.path.name
+        #: ``(stream type, reason)`` of each audio/subtitle stream that could not be added.
+        self.dropped: list[tuple[str, str]] = []
         self.inp: av.container.InputContainer | None = None
         self.map: dict[int, tuple[av.stream.Stream, object]] = {}
         self.pending: av.Packet | None = None
@@ -137,12 +139,11 @@ class _Extras:
                     out.metadata[k] = v
         except Exception as e:  # noqa: BLE001
             log.warning("cannot copy chapters/metadata (%s)", e)
-        self.dropped: list[str] = []  # audio/subtitle streams that could not be added, with why
         for si in info.others:
             try:
                 self._add(si.index)
             except Exception as e:  # noqa: BLE001
-                self.dropped.append(f"stream #{si.index} ({si.codec}): {_err(e)}")
+                self.dropped.append((si.type, f"stream #{si.index} ({si.codec}): {_err(e)}"))
                 log.warning("stream #%d (%s): cannot be written; dropped (%s)", si.index, si.codec, _err(e))
         if self.map:
             self.iter = self.inp.demux(*[self.inp.streams[i] for i in self.map])
@@ -387,14 +388,13 @@ def check_audio(info: VideoInfo, out: Path, audio: AudioOptions) -> None:
         extras: _Extras | None = None
         problem = None
         try:
-            quiet = log
-            level = quiet.level
-            quiet.setLevel(logging.ERROR)  # the scratch file's own "dropped" warnings are replaced by one error
+            level = log.level
+            log.setLevel(logging.ERROR)  # the scratch file's own "dropped" warnings are replaced by one error
             try:
                 extras = _Extras(c, info, scratch, audio)
             finally:
-                quiet.setLevel(level)
-            lost = [d for d in extras.dropped if "subtitle" not in d]
+                log.setLevel(level)
+            lost = [why for kind, why in extras.dropped if kind == "audio"]
             if lost:
                 problem = lost[0]
             elif extras.map:
