@@ -28,8 +28,9 @@ def need(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def realshort() -> Path:
-    """320x240 H.264 + AAC, 36 frames, 1.2 s (Debian python3-imageio)."""
-    return need(VIDEOS / "imageio" / "realshort.mp4")
+    """320x240 H.264 + AAC, 36 frames, 1.2 s (imageio's clip, shipped in upvid/data/ as the
+    README's sample; the same bytes as ../shared/data/video/imageio/realshort.mp4)."""
+    return REPO / "upvid" / "data" / "realshort.mp4"
 
 
 def vid4_lr(seq: str = "calendar", n: int | None = None, scale: int = 4) -> list[np.ndarray]:

@@ -138,6 +138,8 @@ def test_models_fetch_from_a_weights_dir_leaves_the_model_cached(tmp_path):
         return subprocess.run([sys.executable, "-m", "upvid", *args], capture_output=True, text=True, env=env,
                               timeout=300)
 
+    rows = {row["name"]: row for row in json.loads(run("models", "--json").stdout)}
+    assert rows["rlfn-x4"]["weights"] == "embedded (fp16)" and rows["rlfn-x4"]["embedded"]
     r = run("models", "fetch", "rlfn-x4", "--weights-dir", str(w))
     assert r.returncode == 0, r.stderr
     rows = {row["name"]: row for row in json.loads(run("models", "--json").stdout)}

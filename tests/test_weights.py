@@ -274,7 +274,8 @@ def test_strict_loading_rejects_missing_keys(hub, tmp_path):
 
 
 def test_weights_toml_found_in_checkout_and_wheel(tmp_path):
-    """weights.toml lives at the repo root and ships inside the wheel as upvid/weights.toml."""
+    """weights.toml lives at the repo root and ships inside the wheel as upvid/weights.toml,
+    with the embedded weights and the sample clip (upvid/data/)."""
     import zipfile
 
     from upvid.models.registry import weights_toml_path
@@ -288,6 +289,8 @@ def test_weights_toml_found_in_checkout_and_wheel(tmp_path):
     wheel = next(tmp_path.glob("upvid-*.whl"))
     with zipfile.ZipFile(wheel) as z:
         assert z.read("upvid/weights.toml") == (repo / "weights.toml").read_bytes()
+        for name in ("rlfn-x4.fp16.safetensors", "realshort.mp4", "NOTICE.md"):
+            assert z.read(f"upvid/data/{name}") == (repo / "upvid" / "data" / name).read_bytes()
         z.extractall(tmp_path / "site")
     code = "from upvid.models.registry import weights_toml_path as p; print(p())"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,

@@ -288,13 +288,39 @@ def converted_path(record: ModelRecord, digest: str) -> Path:
     return converted_dir() / f"{record.name}-{digest[:16]}.safetensors"
 
 
-def _resolve(record: ModelRecord, weights_dir: Path | None) -> tuple[dict[str, Tensor], Path]:
+def embedded_path(record: ModelRecord) -> Path | None:
+    """Path of the converted copy of ``record``'s weights shipped in ``upvid/data/`` (``None``:
+    the model has none)."""
+    if not record.embedded:
+        return None
+    return Path(__file__).resolve().parent / "data" / record.embedded["file"]
+
+
+def load_embedded(record: ModelRecord) -> dict[str, Tensor]:
+    """The shipped copy of ``record``'s weights, verified by sha256, as an fp32 our-key state dict.
+
+    Raises:
+        WeightsError: the file is missing from the installation or fails its sha256.
+    """
+    path = embedded_path(record)
+    if path is None:
+        raise WeightsError(f"model {record.name!r} has no embedded weights")
+    if not path.is_file():
+        raise WeightsError(f"{path}: the embedded weights of {record.name} are missing from this installation")
+    verify(path, {"sha256": record.embedded["sha256"]})
+    return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+
+
+def _resolve(record: ModelRecord, weights_dir: Path | None, *, embedded: bool = True) -> tuple[dict[str, Tensor], Path]:
     from upvid.models.registry import import_object
 
     specs = file_specs(record)
     if not specs:
         raise WeightsError(f"model {record.name!r} has no weights record")
-    main = locate(specs[0], weights_dir)
+    embedded = embedded and bool(record.embedded)
+    main = locate(specs[0], weights_dir, download=not embedded)
+    if main is None:  # not local, and the package ships a copy: no download needed
+        return load_embedded(record), embedded_path(record)
     try:
         digest = verify(main, specs[0])
     except WeightsError:
@@ -349,27 +375,33 @@ def load_state_dict_into(net: nn.Module, record: ModelRecord, weights_dir: Path 
         raise WeightsError(f"{record.name}: checkpoint does not match the network: {' '.join(str(e).split())[:400]}") from e
 
 
-def is_cached(record: ModelRecord, weights_dir: Path | None = None) -> bool:
-    """True if every file of ``record`` is available without a download (cache or weights dir)."""
+def weights_state(record: ModelRecord, weights_dir: Path | None = None) -> str:
+    """What ``upvid models`` shows: ``"none needed"``, ``"cached"`` (the published checkpoint is
+    local), ``"embedded (fp16)"`` (it is not, and the package ships a copy) or ``"not cached"``."""
+    if not record.weights:
+        return "none needed"
     specs = file_specs(record)
-    if not specs:
-        return True
     try:
-        return locate(specs[0], weights_dir, download=False) is not None
+        if locate(specs[0], weights_dir, download=False) is not None:
+            return "cached"
     except WeightsError:
-        return False
+        pass
+    if record.embedded:
+        return f"embedded ({record.embedded.get('dtype', 'fp32')})"
+    return "not cached"
 
 
 def fetch(record: ModelRecord, weights_dir: Path | None = None) -> Path:
     """Download (if needed), verify and convert ``record``'s checkpoint; return the safetensors path.
 
-    A checkpoint found in ``weights_dir`` is also copied into upvid's download cache (after its
+    This always gets the published checkpoint, even for a model with an embedded copy (which
+    it then takes precedence over). A checkpoint found in ``weights_dir`` is also copied into upvid's download cache (after its
     sha256 is verified), so later runs without ``--weights-dir`` find it there.
 
     Raises:
         WeightsError: as :func:`resolve_state_dict`.
     """
-    target = _resolve(record, weights_dir)[1]
+    target = _resolve(record, weights_dir, embedded=False)[1]
     specs = file_specs(record)
     main = locate(specs[0], weights_dir, download=False)
     if main is not None and _in_local_dir(main, weights_dir):

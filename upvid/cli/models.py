@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
@@ -29,34 +29,75 @@ def models_list(
     if ctx.invoked_subcommand is not None:
         return
     from upvid.models import list_models
-    from upvid.weights import file_specs, hash_state, is_cached, source_labels
+    from upvid.weights import file_specs, hash_state, source_labels, weights_state
 
     rows = []
     for name, rec in list_models().items():
         rows.append({
             "name": name, "family": rec.family, "kind": _kind_of(rec), "scale": "any" if rec.scales == "any" else rec.scale,
             "frames": rec.frames, "params": rec.params, "license": rec.license, "train_data": rec.train_data,
-            "degradation": rec.degradation, "psnr": rec.psnr,
-            "weights": "none needed" if not rec.weights else ("cached" if is_cached(rec, weights_dir) else "not cached"),
-            "sources": source_labels(rec),
+            "degradation": rec.degradation, "psnr": rec.psnr, "weights": weights_state(rec, weights_dir),
+            "embedded": bool(rec.embedded), "sources": source_labels(rec),
             "hash": hash_state(file_specs(rec)[0]) if rec.weights else "-",
         })
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
+    console = Console()
+    if console.is_terminal:
+        render_table(rows, console)
+    else:
+        sys.stdout.write(plain_table(rows))
+
+
+# (heading, row -> text); the first is the name, never cut; a terminal narrower than the full
+# table gets the leading columns that fit (the rest: `upvid models | less -S`, or --json).
+_COLUMNS: list[tuple[str, Callable[[dict], str]]] = [
+    ("name", lambda r: r["name"]),
+    ("kind", lambda r: r["kind"]),
+    ("scale", lambda r: str(r["scale"])),
+    ("weights", lambda r: r["weights"]),
+    ("params", lambda r: f"{r['params'] / 1e6:.2f} M" if r["params"] else "-"),
+    ("PSNR (published)", lambda r: ", ".join(f"{k} {v:.2f}" for k, v in r["psnr"].items())),
+    ("deg.", lambda r: r["degradation"]),
+    ("license", lambda r: r["license"]),
+    ("train", lambda r: r["train_data"]),
+    ("sources", lambda r: ", ".join(dict.fromkeys(_kind(s) for s in r["sources"]))
+     or ("-" if r["hash"] == "-" else "by hand")),
+    ("sha256", lambda r: r["hash"]),
+]
+
+
+def plain_table(rows: list[dict]) -> str:
+    """Every column, space-aligned, nothing cut: the form for pipes and files (``upvid models | grep``)."""
+    cells = [[head for head, _ in _COLUMNS]] + [[get(r) for _, get in _COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(_COLUMNS))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in cells)
+
+
+def render_table(rows: list[dict], console: Console) -> None:
+    """A Rich table fitted to ``console.width``: the name column is never cut; trailing columns
+    that do not fit are left out (and named in a caption), others wrap."""
     from rich.table import Table
 
-    table = Table(title="upvid models")
-    for col in ("name", "family", "scale", "frames", "params", "train", "deg.", "PSNR (published)", "license",
-                "sources", "sha256", "weights"):
-        table.add_column(col)
+    natural = [max([len(head), *(len(line) for r in rows for line in get(r).split(", "))]) for head, get in _COLUMNS]
+    keep, used = 0, 4  # the table's outer edges
+    for i, w in enumerate(natural):
+        need = min(w, 16) + 3 if i else w + 3  # later columns may wrap to 16 characters
+        if i and used + need > console.width:
+            break
+        keep, used = i + 1, used + need
+    left_out = [head for head, _ in _COLUMNS[keep:]]
+    table = Table(title="upvid models", caption=f"not shown at this width: {', '.join(left_out)} (--json has all)"
+                  if left_out else None)
+    for i, (head, _) in enumerate(_COLUMNS[:keep]):
+        if i == 0:
+            table.add_column(head, no_wrap=True, min_width=natural[0])
+        else:
+            table.add_column(head, overflow="fold")
     for r in rows:
-        psnr = ", ".join(f"{k} {v:.2f}" for k, v in r["psnr"].items())
-        params = f"{r['params'] / 1e6:.2f} M" if r["params"] else "-"
-        kinds = ", ".join(dict.fromkeys(_kind(s) for s in r["sources"])) or ("-" if r["hash"] == "-" else "by hand")
-        table.add_row(r["name"], r["kind"], str(r["scale"]), str(r["frames"]), params, r["train_data"],
-                      r["degradation"], psnr, r["license"], kinds, r["hash"], r["weights"])
-    Console().print(table)
+        table.add_row(*(get(r) for _, get in _COLUMNS[:keep]))
+    console.print(table)
 
 
 def _kind_of(rec) -> str:

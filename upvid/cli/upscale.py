@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from upvid.cli.app import DEFAULT_MODEL, app, err
+from upvid.cli.app import DEFAULT_MODEL, EXAMPLES, app, err
 from upvid.errors import OutputError, UpvidError, UsageError
 
 log = logging.getLogger("upvid")
@@ -70,7 +70,7 @@ def _line(msg: str) -> None:
     sys.stderr.flush()
 
 
-@app.command("upscale")
+@app.command("upscale", epilog=EXAMPLES)
 def upscale(
     paths: Annotated[list[Path], typer.Argument(
         help="IN OUT (a video file or a folder of images each), or with --output-dir any number of inputs "

@@ -23,6 +23,8 @@
     paper = "..."; repo = "..."; train_data = "REDS"; degradation = "BI"
     params = 7_325_095                    # informational
     psnr = { reds4 = 32.39, vid4 = 27.79 } # published PSNR-Y (Vid4) / RGB (REDS4)
+    embedded = { file = "x.fp16.safetensors", sha256 = "...", dtype = "fp16" }  # optional: a converted
+                                          # copy in upvid/data/, used when the checkpoint is not local
     [models.basicvsrpp.weights]           # where the checkpoint comes from, see upvid.weights
     repo_id = "..."; filename = "..."; sha256 = "..."   # or url = "..."
 
@@ -101,6 +103,7 @@ class ModelRecord:
     tile_overlap: int = 16
     convert: str | None = None
     weights: dict[str, Any] | None = None
+    embedded: dict[str, Any] | None = None
     license: str = ""
     paper: str = ""
     repo: str = ""
