@@ -33,10 +33,12 @@ from fractions import Fraction
 from pathlib import Path
 
 from upvid.engine.pipeline import run_pipeline
+from upvid.engine.shots import DETECTORS, CutFinder, ResumedCuts, cut_finder
 from upvid.errors import EncodeError, InputError, OutOfMemoryError, OutputError, UpvidError, UsageError
 from upvid.io.images import IMAGE_SUFFIXES, probe_images, read_image_frames, write_image
 from upvid.io.probe import VideoInfo, bit_depth_of, probe
 from upvid.io.reader import read_frames
+from upvid.io.span import Span
 from upvid.io.codecs import (
     VIDEO_SUFFIXES,
     check_encoder_options,
@@ -95,6 +97,10 @@ class JobOptions:
     audio_codec: str = "copy"             # copy | aac | opus | flac | none (--no-audio)
     audio_bitrate: int | None = None      # bits/s for transcoded audio
     suffix: str = ""                      # batch: appended to each output's stem (--suffix _x4)
+    scene_cuts: str = "auto"              # auto (detect) | off | a file of cuts (upvid.engine.shots)
+    scene_detector: str = "content"       # PySceneDetect detector: content | adaptive
+    scene_threshold: float | None = None  # its threshold (default: PySceneDetect's)
+    span: Span | None = None              # a preview: --start/--duration or --frames (upvid.io.span)
 
     def __post_init__(self) -> None:
         """Check the output-size options (they exclude each other).
@@ -110,6 +116,12 @@ class JobOptions:
             raise UsageError(f"--height must be >= 2, got {self.height}")
         if self.size is not None and min(self.size) < 2:
             raise UsageError(f"--size must be at least 2x2, got {self.size[0]}x{self.size[1]}")
+        if self.scene_cuts not in ("auto", "off") and not Path(self.scene_cuts).is_file():
+            raise UsageError(f"--scene-cuts must be auto, off or a file of cuts; {self.scene_cuts}: no such file")
+        if self.scene_detector not in DETECTORS:
+            raise UsageError(f"--scene-detector must be one of {', '.join(DETECTORS)}, got {self.scene_detector!r}")
+        if self.scene_threshold is not None and not self.scene_threshold > 0:
+            raise UsageError(f"--scene-threshold must be > 0, got {self.scene_threshold}")
 
 
 @dataclass
@@ -229,6 +241,8 @@ class Journal:
     segments: list[dict] = field(default_factory=list)
     frames_done: int = 0
     complete: bool = False
+    cuts: list[int] = field(default_factory=list)  # scene cuts found so far (output frame numbers)
+    window: list[float] | None = None  # a preview's [t0, t1) in input seconds (for the audio at the join)
 
     @property
     def path(self) -> Path:
@@ -237,7 +251,8 @@ class Journal:
     def save(self) -> None:
         tmp = self.dir / "journal.json.tmp"
         data = {"version": JOURNAL_VERSION, "fingerprint": self.fingerprint, "segments": self.segments,
-                "frames_done": self.frames_done, "complete": self.complete}
+                "frames_done": self.frames_done, "complete": self.complete, "cuts": self.cuts,
+                "window": self.window}
         try:
             with open(tmp, "w") as f:
                 json.dump(data, f, indent=1)
@@ -253,7 +268,8 @@ class Journal:
             data = json.loads((dir / "journal.json").read_text())
             if data.get("version") != JOURNAL_VERSION:
                 return None
-            j = cls(dir, data["fingerprint"], list(data["segments"]), int(data["frames_done"]), bool(data["complete"]))
+            j = cls(dir, data["fingerprint"], list(data["segments"]), int(data["frames_done"]), bool(data["complete"]),
+                    [int(c) for c in data.get("cuts", [])], data.get("window"))
         except (OSError, ValueError, KeyError, TypeError):
             return None
         for s in j.segments:  # every recorded segment must still be there
@@ -351,11 +367,16 @@ class _Sink:
         self.seg_frames = max(1, segment_frames)
         self.seg_seconds = segment_seconds
         self.opened = 0.0
+        self.cuts: CutFinder | None = None  # scene cuts: segments prefer them as ends
+        self._cut_set: set[int] = set()
+        self._seen = 0
 
     def __call__(self, rgb, pts) -> None:
         if self.skip > 0:
             self.skip -= 1
             return
+        if self.count >= self.seg_frames // 2 and self._at_cut():
+            self._roll()  # a segment that starts at a cut resumes without warm-up
         if self.count == 0:
             self._open()
             self.opened = time.monotonic()
@@ -365,6 +386,15 @@ class _Sink:
         if self.count >= self.seg_frames or time.monotonic() - self.opened >= self.seg_seconds:
             self._roll()
 
+    def _at_cut(self) -> bool:
+        if self.cuts is None or self.count == 0:
+            return False
+        found = self.cuts.found  # appended by the engine thread, which runs ahead of this one
+        if len(found) != self._seen:
+            self._cut_set.update(found[self._seen:])
+            self._seen = len(found)
+        return self.index in self._cut_set
+
     def _roll(self) -> None:
         if self.count == 0:
             return
@@ -372,6 +402,8 @@ class _Sink:
         entry.update(first=self.index - self.count, frames=self.count)
         self.j.segments.append(entry)
         self.j.frames_done = self.index
+        if self.cuts is not None:
+            self.j.cuts = [c for c in self.cuts.found if c <= self.index]
         self.count = 0
         self.j.save()
 
@@ -517,7 +549,18 @@ def _fingerprint(inp: Path, out: Path, opts: JobOptions, scale: int, codec: str 
             "input_mtime_ns": st.st_mtime_ns, "model": opts.model, "random_weights": opts.random_weights, "scale": scale, "codec": codec, "crf": opts.crf,
             "preset": opts.preset, "pix_fmt": pix_fmt, "output": out.name, "fps": str(opts.fps) if inp.is_dir() else None,
             "out_size": [opts.outscale, list(opts.size) if opts.size else None, opts.height],
-            "audio": [opts.audio_codec, opts.audio_bitrate]}
+            "audio": [opts.audio_codec, opts.audio_bitrate],
+            "scene_cuts": [_cuts_identity(opts.scene_cuts), opts.scene_detector, opts.scene_threshold],
+            "span": opts.span.describe() if opts.span else None}
+
+
+def _cuts_identity(mode: str) -> str:
+    """``--scene-cuts`` in the fingerprint: a cut file stands for its content, not its name."""
+    if mode in ("auto", "off"):
+        return mode
+    import hashlib
+
+    return "file:" + hashlib.sha256(Path(mode).read_bytes()).hexdigest()[:16]
 
 
 def check_output(inp: Path, out: Path, opts: JobOptions) -> bool:
@@ -608,7 +651,14 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     work = work_dir_for(out)
     journal = open_journal(work, _fingerprint(inp, out, opts, s, codec, pix_fmt), opts.resume)
     done = journal.frames_done
-    start = max(0, done - warmup_frames(net, engine.cfg)) if done else 0
+    clock = _Clock(info, opts.span is not None)
+    cuts = cut_finder(opts.scene_cuts, net.family, net.record.frames, fps=float(info.fps or 25),
+                      detector=opts.scene_detector, threshold=opts.scene_threshold, time_of=clock.times.get,
+                      frame_of=clock.numbers.get)
+    at_cut = done > 0 and cuts is not None and done in journal.cuts
+    start = max(0, done - warmup_frames(net, engine.cfg)) if done and not at_cut else done
+    if done and cuts is not None:
+        cuts = ResumedCuts(journal.cuts, done, cuts)
     sink: _Sink | None = None
     tmp: Path | None = None
     told = False
@@ -622,14 +672,20 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             if on_device and not image_out and not deep:  # 4:2:0 planes both ways, converted on the GPU
                 engine.cfg.yuv_out = yuv420_target(info, size[0], size[1], pix_fmt)
             planar = on_device and not image_in and not deep
-            frames = (read_image_frames(info, high_bit_depth=deep) if image_in
-                      else read_frames(inp, info, high_bit_depth=deep, yuv=planar))
-            source = (f for f in frames if f.index >= start)
-            total = info.frames
+            frames = (read_image_frames(info, high_bit_depth=deep, span=opts.span) if image_in
+                      else read_frames(inp, info, high_bit_depth=deep, yuv=planar, span=opts.span))
+            source = (f for f in clock.renumber(frames) if f.index >= start)
+            total = 0 if opts.span else info.frames
             cb = (lambda n: on_frame(start + n, total)) if on_frame is not None else None
-            run_pipeline(source, engine, sink, on_frame=cb)
+            sink.cuts = cuts
+            run_pipeline(source, engine, sink, on_frame=cb, cuts=cuts, first=start)
+            if opts.span is not None and clock.window is not None:
+                journal.window = list(clock.window)
             sink.finish()
         if journal.frames_done == 0:
+            if opts.span is not None:
+                raise UsageError(f"{inp}: no frame in {opts.span.describe()} (the video has {info.frames or 'fewer'} "
+                                 f"frames, {info.duration:.2f} s)")
             raise InputError(f"{inp}: no decodable video frame")
         if image_out:
             _publish_frames(work / "frames", out, journal.frames_done)
@@ -638,7 +694,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             recorded = [s_.get("pts") for s_ in journal.segments]
             try:
                 assemble([work / s_["file"] for s_ in journal.segments], tmp, info,
-                         recorded_pts=recorded if all(r is not None for r in recorded) else None, audio=audio)
+                         recorded_pts=recorded if all(r is not None for r in recorded) else None, audio=audio,
+                         window=tuple(journal.window) if opts.span is not None and journal.window else None)
             except UpvidError as e:
                 told = True  # the join error already says where the segments are and how to finish
                 raise _join_failed(e, inp, out, journal) from e
@@ -665,6 +722,39 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
         raise
     return JobResult(str(inp), str(out), "ok", frames=journal.frames_done, resumed_from=done,
                      seconds=round(time.perf_counter() - t0, 3), size=f"{info.width}x{info.height}->{size[0]}x{size[1]}")
+
+
+class _Clock:
+    """Numbers the frames handed to the engine from 0 (a preview's first frame is 0) and notes
+    each one's time and input frame number, for cut files; for a preview it moves the video's
+    timestamps to start at 0 and records the input window ``[t0, t1)`` for the audio.
+    Entries far behind are dropped, so it stays small."""
+
+    def __init__(self, info: VideoInfo, shift: bool) -> None:
+        self.info, self.shift = info, shift
+        self.times: dict[int, float] = {}    # output frame -> seconds from the video's start
+        self.numbers: dict[int, int] = {}    # output frame -> input frame number
+        self.window: tuple[float, float] | None = None
+
+    def renumber(self, frames):
+        import dataclasses
+
+        info, tb = self.info, self.info.time_base
+        pts0 = None
+        step = 1 / float(info.fps or 25)
+        for k, f in enumerate(frames):
+            t = float(f.pts * tb) - info.start_time if f.pts is not None and tb else f.index * step
+            self.times[k], self.numbers[k] = t, f.index
+            self.times.pop(k - 1000, None)
+            self.numbers.pop(k - 1000, None)
+            if self.shift:
+                if pts0 is None:
+                    pts0 = f.pts if f.pts is not None else 0
+                    t0 = t + info.start_time
+                self.window = (t0, t + info.start_time + step)
+                yield dataclasses.replace(f, index=k, pts=None if f.pts is None else f.pts - pts0)
+            else:
+                yield dataclasses.replace(f, index=k) if f.index != k else f
 
 
 class JoinError(EncodeError):

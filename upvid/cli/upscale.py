@@ -118,6 +118,20 @@ def upscale(
     audio_bitrate: Annotated[Optional[str], typer.Option("--audio-bitrate", help="Bit rate of transcoded audio, "
                                                          "e.g. 192k.")] = None,
     suffix: Annotated[str, typer.Option("--suffix", help="Batch: appended to each output name, e.g. _x4.")] = "",
+    start: Annotated[Optional[str], typer.Option("--start", help="Preview: begin at this time (seconds or "
+                                                 "[HH:]MM:SS[.mmm]); audio, subtitles and timestamps follow.")] = None,
+    duration: Annotated[Optional[str], typer.Option("--duration", help="Preview: this long (seconds or "
+                                                    "[HH:]MM:SS[.mmm]).")] = None,
+    frames: Annotated[Optional[str], typer.Option("--frames", help="Preview: frames A:B (numbers from 0, B "
+                                                  "excluded; A: or :B for an open end).")] = None,
+    scene_cuts: Annotated[str, typer.Option("--scene-cuts", help="auto: detect scene cuts (PySceneDetect) so no "
+                                            "clip, window or cross-fade crosses one (recurrent and sliding-window "
+                                            "models); off; or FILE: frame numbers or times, one per line, or a "
+                                            "PySceneDetect scene-list CSV.")] = "auto",
+    scene_detector: Annotated[str, typer.Option("--scene-detector", help="content (HSV frame difference) or "
+                                                "adaptive (relative to the neighbours' difference).")] = "content",
+    scene_threshold: Annotated[Optional[float], typer.Option("--scene-threshold", help="The detector's threshold "
+                                                             "(default: PySceneDetect's, 27 content / 3 adaptive).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> int:
@@ -134,6 +148,7 @@ def upscale(
     if segment_frames < 1 or segment_seconds <= 0:
         raise UsageError("--segment-frames and --segment-seconds must be > 0")
     from upvid.io.mux import AUDIO_CODECS
+    from upvid.io.span import parse_span
     from upvid.weights import check_weights_dir
 
     check_weights_dir(weights_dir)
@@ -149,7 +164,9 @@ def upscale(
                       resume=resume, skip_existing=skip_existing, segment_frames=segment_frames,
                       segment_seconds=segment_seconds, random_weights=random_weights, compile=compile,
                       outscale=outscale, size=out_size, height=height, audio_codec="none" if no_audio else audio_codec,
-                      audio_bitrate=_parse_bitrate(audio_bitrate) if audio_bitrate else None, suffix=suffix)
+                      audio_bitrate=_parse_bitrate(audio_bitrate) if audio_bitrate else None, suffix=suffix,
+                      scene_cuts=scene_cuts, scene_detector=scene_detector, scene_threshold=scene_threshold,
+                      span=parse_span(start, duration, frames))
     resolve_device(device)  # a bad --device is a usage error before any file is touched
     if output_dir is None:
         if len(paths) != 2:

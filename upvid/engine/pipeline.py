@@ -79,6 +79,8 @@ def run_pipeline(
     *,
     queue_size: int | None = None,
     on_frame: Callable[[int], None] | None = None,
+    cuts: CutFinder | None = None,
+    first: int = 0,
 ) -> PipelineStats:
     """Stream ``source`` through ``engine`` into ``sink``.
 
@@ -89,6 +91,8 @@ def run_pipeline(
         sink: called as ``sink(hr_rgb, pts)`` for each output frame, in order, from the encoder thread.
         queue_size: bound of each queue in frames (default: twice the engine's chunk).
         on_frame: progress callback with the number of frames written so far.
+        cuts: scene cuts, found as the engine reads the frames (see :meth:`Engine.run`).
+        first: index of the first frame of ``source`` in the video.
 
     Returns:
         :class:`PipelineStats`.
@@ -163,7 +167,7 @@ def run_pipeline(
     for t in threads:
         t.start()
     try:
-        for hr in engine.run(lr_frames()):
+        for hr in engine.run(lr_frames(), cuts, first):
             if not _put(q_out, (hr, pts_queue.popleft()), stop):
                 break
         if not errors:

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from upvid.engine.colour import rgb_to_yuv420, yuv420_to_rgb
 from upvid.engine.device import autocast
+from upvid.engine.shots import CutFinder, split_shots
 from upvid.engine.temporal import crossfade_weights, window_indices
 from upvid.engine.tiles import run_tiled
 from upvid.errors import OutOfMemoryError, UsageError
@@ -284,21 +285,27 @@ class Engine:
         self.cfg.tile_overlap = min(self.cfg.tile_overlap, new // 4)
 
     # -- streaming -----------------------------------------------------------------------
-    def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def run(self, frames: Iterable[np.ndarray], cuts: CutFinder | None = None, first: int = 0) -> Iterator[np.ndarray]:
         """Upscale a stream.
 
         Args:
             frames: ``(H, W, 3)`` RGB frames, ``uint8`` or ``uint16``, or :class:`Yuv420`
                 pictures (8-bit), all the same size.
+            cuts: scene cuts (:mod:`upvid.engine.shots`): each shot between two cuts is
+                upscaled as a sequence of its own (clips restart, windows are padded at the
+                cut), so its output equals that of the shot upscaled alone. ``None``: one shot.
+            first: index of the first frame in the video (a resumed job starts later).
 
         Yields:
             ``(s*H, s*W, 3)`` frames of the input's dtype (:class:`Yuv420` with
             ``config.yuv_out``), one per input frame, in order.
         """
-        if self.model.family == "recurrent":
-            yield from self._run_recurrent(iter(frames))
-        else:
-            yield from self._run_sliding(iter(frames))
+        shots = [iter(frames)] if cuts is None else split_shots(frames, cuts, first)
+        for shot in shots:
+            if self.model.family == "recurrent":
+                yield from self._run_recurrent(shot)
+            else:
+                yield from self._run_sliding(shot)
 
     def _run_sliding(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         frames_n = self.model.record.frames
@@ -417,16 +424,18 @@ def upscale_frames(
     tile_overlap: int | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    cuts: CutFinder | None = None,
 ) -> Iterator[np.ndarray]:
     """Convenience wrapper: :class:`Engine` with :meth:`EngineConfig.for_model` defaults.
 
     Args:
         model: from :func:`upvid.models.load_model` (on ``device``).
         frames: ``(H, W, 3)`` uint8/uint16 RGB frames.
+        cuts: scene cuts (e.g. :class:`upvid.engine.shots.DetectedCuts`); ``None``: one shot.
 
     Yields:
         ``(s*H, s*W, 3)`` frames, one per input, in order.
     """
     cfg = EngineConfig.for_model(model, chunk=chunk, overlap=overlap, tile=tile, tile_overlap=tile_overlap,
                                  device=device, dtype=dtype)
-    yield from Engine(model, cfg).run(frames)
+    yield from Engine(model, cfg).run(frames, cuts)

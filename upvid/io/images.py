@@ -78,8 +78,10 @@ def probe_images(folder: str | os.PathLike, fps: Fraction | int = 25) -> "VideoI
     )
 
 
-def read_image_frames(info: "VideoInfo", *, high_bit_depth: bool | None = None) -> Iterator["DecodedFrame"]:
+def read_image_frames(info: "VideoInfo", *, high_bit_depth: bool | None = None, span=None) -> Iterator["DecodedFrame"]:
     """Decode an image folder described by :func:`probe_images` as :class:`DecodedFrame` s (pts = index).
+
+    ``span`` (:class:`upvid.io.span.Span`): only the images of that stretch (times at the folder's fps).
 
     Raises:
         InputError: an image is unreadable or of another size than the first.
@@ -88,6 +90,12 @@ def read_image_frames(info: "VideoInfo", *, high_bit_depth: bool | None = None) 
 
     deep = info.bit_depth > 8 if high_bit_depth is None else high_bit_depth
     for i, f in enumerate(list_images(info.path)):
+        if span is not None:
+            t = i / float(info.fps)
+            if span.past(i, t):
+                return
+            if not span.contains(i, t):
+                continue
         rgb = read_image(f)
         if rgb.shape[:2] != (info.height, info.width):
             raise InputError(f"{f}: {rgb.shape[1]}x{rgb.shape[0]}, but the first image is {info.width}x{info.height}")

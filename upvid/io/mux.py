@@ -111,10 +111,12 @@ class _Extras:
     """
 
     def __init__(self, out: av.container.OutputContainer, info: VideoInfo, path: Path,
-                 audio: AudioOptions | None = None) -> None:
+                 audio: AudioOptions | None = None, window: tuple[float, float] | None = None) -> None:
         self.out = out
         self.path = path
         self.audio = audio or AudioOptions()
+        # A preview (--start/--frames): only what plays in [t0, t1) input seconds, moved to start at 0.
+        self.window = window
         self.skipped: dict[str, int] = {}  # warnings said once, then counted
         self.source_name = info.path.name
         #: ``(stream type, reason)`` of each audio/subtitle stream that could not be added.
@@ -132,6 +134,8 @@ class _Extras:
             return
         try:
             chapters = self.inp.chapters()
+            if chapters and window is not None:
+                chapters = _clip_chapters(chapters, *window)
             if chapters:
                 out.set_chapters(chapters)
             for k, v in self.inp.metadata.items():
@@ -209,8 +213,26 @@ class _Extras:
         log.info("stream #%d: %s not accepted by the container; transcoding to %s", index, name, target)
         self.map[index] = (dst, resampler)
 
+    def _shift(self, packet: av.Packet) -> bool:
+        """Move ``packet`` into the preview window's time (False: it plays outside the window)."""
+        t = packet.pts if packet.pts is not None else packet.dts
+        if t is None or packet.time_base is None:
+            return False
+        t0, t1 = self.window
+        start = float(t * packet.time_base)
+        if start < t0 - 1e-6 or start >= t1 - 1e-6:
+            return False
+        off = int(round(t0 / packet.time_base))
+        if packet.pts is not None:
+            packet.pts -= off
+        if packet.dts is not None:
+            packet.dts -= off
+        return True
+
     def _mux(self, packet: av.Packet) -> None:
         dst, resampler = self.map[packet.stream.index]
+        if self.window is not None and not self._shift(packet):
+            return
         if resampler is None:
             if packet.dts is None and packet.pts is None:
                 return
@@ -277,7 +299,8 @@ class _Extras:
             if pkt.size == 0 and pkt.pts is None:
                 continue  # flush packet
             t = pkt.pts if pkt.pts is not None else pkt.dts
-            if until is not None and t is not None and float(t * pkt.time_base) > until + 0.5:
+            t_out = None if t is None else float(t * pkt.time_base) - (self.window[0] if self.window else 0.0)
+            if until is not None and t_out is not None and t_out > until + 0.5:
                 self.pending = pkt
                 return
             self._mux(pkt)
@@ -412,9 +435,21 @@ def check_audio(info: VideoInfo, out: Path, audio: AudioOptions) -> None:
                          "use --audio-codec aac|opus|flac, another container (.mkv takes almost any), or --no-audio")
 
 
+def _clip_chapters(chapters: list[dict], t0: float, t1: float) -> list[dict]:
+    """Chapters cut to the preview window ``[t0, t1)`` seconds and moved to start at 0."""
+    out = []
+    for ch in chapters:
+        tb = ch["time_base"]
+        start, end = float(ch["start"] * tb), float(ch["end"] * tb)
+        if end <= t0 or start >= t1:
+            continue
+        out.append({**ch, "start": int(round((max(start, t0) - t0) / tb)), "end": int(round((min(end, t1) - t0) / tb))})
+    return out
+
+
 def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_streams: bool = True,
              container_format: str | None = None, recorded_pts: Sequence[Sequence[int]] | None = None,
-             audio: AudioOptions | None = None) -> int:
+             audio: AudioOptions | None = None, window: tuple[float, float] | None = None) -> int:
     """Copy the video packets of ``segments`` (in order, no re-encoding) into ``path``, with the
     input's audio/subtitle streams, chapters and metadata.
 
@@ -428,6 +463,8 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
         info: the probed input.
         copy_streams: add the input's other streams and chapters.
         audio: what to do with the audio tracks (default: copy, else transcode).
+        window: a preview's ``(t0, t1)`` in input seconds: only the audio/subtitle packets that
+            start in it are kept, moved back by ``t0`` (the segments' video already starts at 0).
         recorded_pts: per segment, the pts (``info.time_base``) of each frame as
             :attr:`VideoWriter.written_pts` recorded it; required for :data:`SEQUENTIAL_MUXERS`
             segments (they were written without B-frames, one packet per frame), whose demuxed
@@ -469,7 +506,7 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
                 except Exception as e:  # noqa: BLE001
                     log.warning("cannot keep rotation %s: %s", info.rotation, e)
         if copy_streams:
-            extras = _Extras(out, info, path, audio)
+            extras = _Extras(out, info, path, audio, window)
         for seg, pts in zip(segments, seg_pts):
             with av.open(str(seg)) as c:
                 vs = c.streams.video[0]

@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from upvid.errors import InputError
+from upvid.io.span import Span
 from upvid.frames import YUV_MATRICES, Yuv420
 from upvid.io.probe import VideoInfo, open_input
 
@@ -52,7 +53,7 @@ def yuv_eligible(info: VideoInfo) -> bool:
 
 def read_frames(
     path: str | os.PathLike, info: VideoInfo, *, high_bit_depth: bool | None = None, max_errors: int = 50,
-    yuv: bool = False,
+    yuv: bool = False, span: Span | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decode the first video stream of ``path`` to RGB, converting with the stream's own colour matrix and range.
 
@@ -66,6 +67,9 @@ def read_frames(
         max_errors: consecutive decode errors tolerated.
         yuv: for :func:`yuv_eligible` streams, hand out the decoder's 4:2:0 planes
             (:attr:`DecodedFrame.yuv`) instead of RGB, for conversion on the GPU.
+        span: only the frames of this stretch (``--start``/``--frames``): those before it are
+            decoded but not converted, decoding stops after it. ``index`` stays the frame's
+            number in the whole video.
 
     Yields:
         :class:`DecodedFrame` in presentation order.
@@ -103,6 +107,14 @@ def read_frames(
                     raise InputError(f"{path}: {errors} corrupt packets in a row; giving up after {n} frames") from e
                 continue
             for frame in frames:
+                if span is not None:
+                    t = (float(frame.pts * frame.time_base) - info.start_time
+                         if frame.pts is not None and frame.time_base is not None else None)
+                    if span.past(n, t):
+                        return
+                    if not span.contains(n, t):
+                        n += 1
+                        continue
                 rng = "JPEG" if frame.color_range == 2 or frame.format.name.startswith("yuvj") else None
                 try:
                     if (frame.width, frame.height) != (info.width, info.height):
