@@ -101,6 +101,7 @@ class JobOptions:
     scene_detector: str = "content"       # PySceneDetect detector: content | adaptive
     scene_threshold: float | None = None  # its threshold (default: PySceneDetect's)
     span: Span | None = None              # a preview: --start/--duration or --frames (upvid.io.span)
+    denoise: float | None = None          # --denoise: weight of the model's own weights vs its twin's
 
     def __post_init__(self) -> None:
         """Check the output-size options (they exclude each other).
@@ -492,13 +493,15 @@ class EngineFactory:
             from upvid.models import load_model
 
             self.device = resolve_device(self.opts.device)
-            self.dtype = resolve_dtype(self.opts.dtype, self.device)
+            resolve_dtype(self.opts.dtype, self.device)  # a bad --dtype fails before the model loads
             import torch
 
             with torch.random.fork_rng(devices=[]):  # --random-weights: the same network on every run (resume)
                 torch.manual_seed(0)
                 self.net = load_model(self.opts.model, self.opts.scale, pretrained=not self.opts.random_weights,
-                                      weights_dir=self.opts.weights_dir, device=self.device)
+                                      weights_dir=self.opts.weights_dir, device=self.device, denoise=self.opts.denoise)
+            rec = self.net.record
+            self.dtype = resolve_dtype(self.opts.dtype, self.device, half=rec.half, bfloat16=rec.bfloat16)
         return self.net
 
     def engine(self):
@@ -544,23 +547,29 @@ def output_size(width: int, height: int, scale: int, opts: JobOptions) -> tuple[
 
 
 def _fingerprint(inp: Path, out: Path, opts: JobOptions, scale: int, codec: str | None, pix_fmt: str | None) -> dict:
+    from upvid.models.foreign import is_model_path
+
     st = inp.stat()
+    model = _file_identity(Path(opts.model)) if is_model_path(opts.model) else opts.model
     return {"input": str(inp.resolve()), "input_size": st.st_size if inp.is_file() else None,
-            "input_mtime_ns": st.st_mtime_ns, "model": opts.model, "random_weights": opts.random_weights, "scale": scale, "codec": codec, "crf": opts.crf,
+            "input_mtime_ns": st.st_mtime_ns, "model": model, "random_weights": opts.random_weights, "scale": scale, "codec": codec, "crf": opts.crf,
             "preset": opts.preset, "pix_fmt": pix_fmt, "output": out.name, "fps": str(opts.fps) if inp.is_dir() else None,
             "out_size": [opts.outscale, list(opts.size) if opts.size else None, opts.height],
             "audio": [opts.audio_codec, opts.audio_bitrate],
             "scene_cuts": [_cuts_identity(opts.scene_cuts), opts.scene_detector, opts.scene_threshold],
-            "span": opts.span.describe() if opts.span else None}
+            "span": opts.span.describe() if opts.span else None, "denoise": opts.denoise}
 
 
 def _cuts_identity(mode: str) -> str:
     """``--scene-cuts`` in the fingerprint: a cut file stands for its content, not its name."""
-    if mode in ("auto", "off"):
-        return mode
+    return mode if mode in ("auto", "off") else _file_identity(Path(mode))
+
+
+def _file_identity(path: Path) -> str:
+    """A file named by an option (a cut list, a ``--model`` checkpoint) stands for its content."""
     import hashlib
 
-    return "file:" + hashlib.sha256(Path(mode).read_bytes()).hexdigest()[:16]
+    return "file:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def check_output(inp: Path, out: Path, opts: JobOptions) -> bool:

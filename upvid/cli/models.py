@@ -149,6 +149,9 @@ def models_fetch(
             continue
         path = fetch(rec, weights_dir)
         err.print(f"upvid: {name}: ready ({path})")
+        if rec.denoise_with:  # --denoise mixes in the twin's weights: fetch them too
+            path = fetch(get_record(rec.denoise_with), weights_dir)
+            err.print(f"upvid: {rec.denoise_with} (--denoise twin of {name}): ready ({path})")
 
 
 @models_app.command("verify")

@@ -124,6 +124,9 @@ def upscale(
                                                     "[HH:]MM:SS[.mmm]).")] = None,
     frames: Annotated[Optional[str], typer.Option("--frames", help="Preview: frames A:B (numbers from 0, B "
                                                   "excluded; A: or :B for an open end).")] = None,
+    denoise: Annotated[Optional[float], typer.Option("--denoise", help="realesr-general-x4v3: denoise strength "
+                                                     "0..1 (1: strong, the model alone; 0: its weak-denoise twin; "
+                                                     "default 0.5), Real-ESRGAN's dni.")] = None,
     scene_cuts: Annotated[str, typer.Option("--scene-cuts", help="auto: detect scene cuts (PySceneDetect) so no "
                                             "clip, window or cross-fade crosses one (recurrent and sliding-window "
                                             "models); off; or FILE: frame numbers or times, one per line, or a "
@@ -166,7 +169,7 @@ def upscale(
                       outscale=outscale, size=out_size, height=height, audio_codec="none" if no_audio else audio_codec,
                       audio_bitrate=_parse_bitrate(audio_bitrate) if audio_bitrate else None, suffix=suffix,
                       scene_cuts=scene_cuts, scene_detector=scene_detector, scene_threshold=scene_threshold,
-                      span=parse_span(start, duration, frames))
+                      span=parse_span(start, duration, frames), denoise=denoise)
     resolve_device(device)  # a bad --device is a usage error before any file is touched
     if output_dir is None:
         if len(paths) != 2:

@@ -34,19 +34,25 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return dev
 
 
-def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
-    """``"auto"`` -> bf16 on CUDA devices that support it (else fp16), fp32 on CPU.
+def resolve_dtype(spec: str, device: torch.device, *, half: bool = True, bfloat16: bool = True) -> torch.dtype:
+    """``"auto"`` -> bf16 on CUDA devices that support it (else fp16), fp32 on CPU; a model that
+    does not support bf16 (``bfloat16=False``) or fp16 (``half=False``) gets the next one.
 
     Raises:
-        UsageError: unknown name.
+        UsageError: unknown name, or a precision the model does not support.
     """
     if spec == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            if bfloat16 and torch.cuda.is_bf16_supported():
+                return torch.bfloat16
+            return torch.float16 if half else torch.float32
         return torch.float32
     if spec not in _DTYPES:
         raise UsageError(f"unknown dtype {spec!r} (use auto, fp32, fp16 or bf16)")
-    return _DTYPES[spec]
+    dtype = _DTYPES[spec]
+    if (dtype == torch.float16 and not half) or (dtype == torch.bfloat16 and not bfloat16):
+        raise UsageError(f"--dtype {spec}: this model does not support it (use fp32 or auto)")
+    return dtype
 
 
 @contextlib.contextmanager

@@ -126,6 +126,9 @@ class DetectedCuts(CutFinder):
         else:
             raise UsageError(f"scene detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
         self.fps = float(fps) if fps and fps > 0 else 25.0
+        import cv2
+
+        cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the model's threads
         self.lag = int(getattr(self.detector, "event_buffer_length", min_scene_len)) + 1
 
     def _feed(self, index: int, picture: Any) -> list[int]:

@@ -16,6 +16,9 @@
     input_range = 1.0               # the network wants RGB in [0, input_range]
     channels = "rgb"                # "rgb", or "y" for luma-only networks
     channels_last = false           # CPU: run the convs in channels_last memory format (measured faster)
+    min_size = 0                    # smallest H and W the network takes (px)
+    half = true                     # fp16 inference supported (--dtype auto picks the next one)
+    bfloat16 = true                 # bf16 inference supported
     tile = 0                        # default spatial tile in LR pixels (0: whole frame)
     tile_overlap = 16               # default tile overlap in LR pixels
     convert = "upvid.models.basicvsrpp:convert_official"  # official -> our key names
@@ -25,6 +28,8 @@
     psnr = { reds4 = 32.39, vid4 = 27.79 } # published PSNR-Y (Vid4) / RGB (REDS4)
     embedded = { file = "x.fp16.safetensors", sha256 = "...", dtype = "fp16" }  # optional: a converted
                                           # copy in upvid/data/, used when the checkpoint is not local
+    denoise_with = "other-model"          # optional: --denoise D loads D * this + (1 - D) * that
+    denoise_default = 0.5                 #   (Real-ESRGAN's dni), D by default
     [models.basicvsrpp.weights]           # where the checkpoint comes from, see upvid.weights
     repo_id = "..."; filename = "..."; sha256 = "..."   # or url = "..."
 
@@ -99,11 +104,16 @@ class ModelRecord:
     input_range: float = 1.0
     channels: Literal["rgb", "y"] = "rgb"
     channels_last: bool = False
+    min_size: int = 0
+    half: bool = True
+    bfloat16: bool = True
     tile: int = 0
     tile_overlap: int = 16
     convert: str | None = None
     weights: dict[str, Any] | None = None
     embedded: dict[str, Any] | None = None
+    denoise_with: str | None = None
+    denoise_default: float | None = None
     license: str = ""
     paper: str = ""
     repo: str = ""
@@ -251,6 +261,8 @@ class Upscaler(nn.Module):
             raise ModelInputError(f"{self.record.name}: expected (B, T, 3, H, W), got {tuple(x.shape)}")
         b, t, _, h, w = x.shape
         rec = self.record
+        if rec.min_size and min(h, w) < rec.min_size:
+            raise ModelInputError(f"{rec.name}: frames (or tiles) must be at least {rec.min_size} px, got {h}x{w}")
         if rec.family == "sliding-window" and t != rec.frames:
             raise ModelInputError(f"{rec.name}: sliding window of {rec.frames} frames, got {t}")
         m = rec.size_multiple
@@ -283,6 +295,37 @@ class Upscaler(nn.Module):
         return y[..., : h * s, : w * s]
 
 
+def denoise_strength(record: ModelRecord, denoise: float | None) -> float | None:
+    """The ``--denoise`` strength a job of ``record`` uses (``None``: the model has no twin).
+
+    Raises:
+        UsageError: ``denoise`` for a model without a ``denoise_with`` twin, or outside [0, 1].
+    """
+    if record.denoise_with is None:
+        if denoise is not None:
+            twins = [n for n, r in list_models().items() if r.denoise_with]
+            raise UsageError(f"--denoise: {record.name} has no denoise twin (models that have one: {', '.join(twins)})")
+        return None
+    strength = record.denoise_default if denoise is None else denoise
+    if strength is None or not 0.0 <= strength <= 1.0:
+        raise UsageError(f"--denoise must be in [0, 1], got {denoise}")
+    return float(strength)
+
+
+def dni(a: dict[str, Tensor], b: dict[str, Tensor], strength: float) -> dict[str, Tensor]:
+    """Deep network interpolation (Wang et al., CVPR 2019), as Real-ESRGAN's ``RealESRGANer.dni``:
+    ``strength * a + (1 - strength) * b`` for every tensor.
+
+    Raises:
+        WeightsError: the two state dicts do not have the same keys and shapes.
+    """
+    from upvid.errors import WeightsError
+
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise WeightsError("--denoise: the two checkpoints do not have the same tensors")
+    return {k: strength * a[k] + (1.0 - strength) * b[k] if a[k].is_floating_point() else a[k] for k in a}
+
+
 def load_model(
     name: str,
     scale: int | None = None,
@@ -290,29 +333,57 @@ def load_model(
     pretrained: bool = True,
     weights_dir: Path | None = None,
     device: torch.device | str = "cpu",
+    denoise: float | None = None,
 ) -> Upscaler:
     """Build model ``name``, load its checkpoint strictly, and wrap it in an :class:`Upscaler`.
 
     Args:
-        name: a ``weights.toml`` model name.
+        name: a ``weights.toml`` model name, or the path of a single-image SR checkpoint
+            (``.pth``/``.safetensors``) that spandrel recognises (:mod:`upvid.models.foreign`).
         scale: requested scale (default: the model's).
         pretrained: load the checkpoint (``False``: random weights, for tests).
         weights_dir: a local folder searched for the checkpoint file before the Hub
             (default ``$UPVID_WEIGHTS_DIR``).
         device: target device.
+        denoise: for a model with a ``denoise_with`` twin, the weight of its own weights in
+            their interpolation (Real-ESRGAN's ``--denoise_strength``, 0..1; default the
+            record's ``denoise_default``).
 
     Raises:
+        UsageError: ``denoise`` given for a model without a twin, or outside [0, 1].
         UnknownModelError: unknown model or unsupported scale.
         WeightsError: weights unavailable, failing sha256, or not matching the network strictly.
     """
+    from upvid.models.foreign import is_model_path, load_foreign
+
+    if is_model_path(name):  # a single-image checkpoint file, through spandrel
+        net, record, _ = load_foreign(Path(name))
+        if scale is not None and scale != record.scale:
+            raise UnknownModelError(f"{name}: {record.arch} upscales by {record.scale}, not {scale}")
+        if denoise is not None:
+            denoise_strength(record, denoise)  # raises: no twin
+        net.requires_grad_(False)
+        return Upscaler(net, record, record.scale).to(device)
     record = get_record(name)
     scale = record.scale if scale is None else scale
     if scale < 1:
         raise UsageError(f"scale must be >= 1, got {scale}")
+    strength = denoise_strength(record, denoise)
     net = build_network(record, scale)
     if pretrained and record.weights:
-        from upvid.weights import load_state_dict_into
+        from upvid.weights import load_state_dict_into, resolve_state_dict
 
-        load_state_dict_into(net, record, weights_dir=weights_dir)
+        if strength is None or strength == 1.0:
+            load_state_dict_into(net, record, weights_dir=weights_dir)
+        else:
+            other = get_record(record.denoise_with)
+            mixed = dni(resolve_state_dict(record, weights_dir), resolve_state_dict(other, weights_dir), strength)
+            try:
+                net.load_state_dict(mixed, strict=True)
+            except RuntimeError as e:
+                from upvid.errors import WeightsError
+
+                raise WeightsError(f"{record.name}: checkpoint does not match the network: "
+                                   f"{' '.join(str(e).split())[:400]}") from e
     net.eval().requires_grad_(False)
     return Upscaler(net, record, scale).to(device)
