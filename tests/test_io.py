@@ -181,9 +181,13 @@ def test_container_that_cannot_hold_the_codec(good, tmp_path):
 def test_output_problems(good, tmp_path):
     code, _, stderr = call(good["mp4"], tmp_path / "no" / "such" / "o.mp4", *ARGS)
     assert code == 4 and "no such directory" in stderr
-    (tmp_path / "d.mp4").mkdir()  # an existing folder is an image-folder OUT, whatever its name
+    (tmp_path / "d.mp4").mkdir()  # a folder named like a video is not an image-folder OUT (issue 22)
     (tmp_path / "d.mp4" / "mine.txt").write_text("x")
     code, _, stderr = call(good["mp4"], tmp_path / "d.mp4", *ARGS)
+    assert code == 4 and "is a directory" in stderr
+    (tmp_path / "frames_out").mkdir()  # a folder without a video suffix is one, and a non-empty one is kept
+    (tmp_path / "frames_out" / "mine.txt").write_text("x")
+    code, _, stderr = call(good["mp4"], tmp_path / "frames_out", *ARGS)
     assert code == 4 and "not empty" in stderr
     (tmp_path / "frames").write_text("a file")
     code, _, stderr = call(good["mp4"], tmp_path / "frames", *ARGS)

@@ -149,8 +149,9 @@ def work_dir_for(out: Path) -> Path:
 
 
 def is_image_output(out: Path) -> bool:
-    """OUT is an image folder when it is an existing folder or has no video suffix."""
-    return out.is_dir() or out.suffix.lower() not in INPUT_VIDEO_SUFFIXES
+    """OUT is an image folder when it has no video suffix (an existing folder named ``vid.mp4``
+    is a video OUT, refused by :func:`check_output` as a directory)."""
+    return out.suffix.lower() not in INPUT_VIDEO_SUFFIXES
 
 
 def is_image_input(path: Path) -> bool:
@@ -444,6 +445,7 @@ class _VideoSink(_Sink):
     def _close(self) -> dict:
         w, self.writer = self.writer, None
         w.close()
+        _fsync(self.file)  # on disk before the journal names it (a power cut must not leave it empty)
         entry: dict = {"file": self.file.name}
         if w.sequential:  # the container keeps no frame times: the join takes them from here
             entry["pts"] = w.written_pts
@@ -470,7 +472,17 @@ class _ImageSink(_Sink):
         name = f"{self.index:08d}.png"
         tmp = self.dir / f".tmp-{name}"
         write_image(rgb, tmp)
+        _fsync(tmp)
         os.replace(tmp, self.dir / name)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a finished file's data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- the job -------------------------------------------------------------------------------------
@@ -637,6 +649,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     codec = pix_fmt = None
     audio = AudioOptions(opts.audio_codec, opts.audio_bitrate)
     if not image_out:
+        if opts.bit_depth == 16:
+            raise UsageError(f"{out}: --bit-depth 16 is for PNG-folder outputs; a video takes 8 or 10")
         codec = default_codec(out.suffix, info.codec) if opts.codec == "auto" else opts.codec
         check_encoder_options(codec, opts.crf, opts.preset)
         pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)

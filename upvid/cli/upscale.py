@@ -20,6 +20,9 @@ import typer
 from upvid.cli.app import DEFAULT_MODEL, EXAMPLES, app, err
 from upvid.errors import OutputError, UpvidError, UsageError
 
+#: ``--format``: the containers upvid writes (tested), or ``png`` for folders of frames.
+BATCH_FORMATS = ("mkv", "mp4", "m4v", "mov", "webm", "avi", "nut", "ts", "mpg", "ogv", "png")
+
 log = logging.getLogger("upvid")
 
 
@@ -148,8 +151,10 @@ def upscale(
         raise UsageError("give --bit-depth or --pix-fmt, not both")
     if bit_depth == 8:
         pix_fmt = "yuv420p"
-    if segment_frames < 1 or segment_seconds <= 0:
+    if segment_frames < 1 or not segment_seconds > 0:  # `not >` also refuses nan
         raise UsageError("--segment-frames and --segment-seconds must be > 0")
+    if format is not None and format.lower().lstrip(".") not in (*BATCH_FORMATS, "images", "frames", "dir", "folder"):
+        raise UsageError(f"--format must be one of {', '.join(BATCH_FORMATS)}, got {format!r}")
     from upvid.io.mux import AUDIO_CODECS
     from upvid.io.span import parse_span
     from upvid.weights import check_weights_dir

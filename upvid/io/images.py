@@ -13,6 +13,7 @@ import av
 import numpy as np
 
 from upvid.errors import InputError, OutputError
+from upvid.io.probe import media_url
 
 if TYPE_CHECKING:
     from upvid.io.probe import VideoInfo
@@ -43,7 +44,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         InputError: unreadable.
     """
     try:
-        with av.open(str(path)) as c:
+        with av.open(media_url(path)) as c:
             frame = next(c.decode(video=0))
             deep = any(comp.bits > 8 for comp in frame.format.components)
             return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
@@ -120,7 +121,7 @@ def write_image(rgb: np.ndarray, path: str | os.PathLike) -> None:
         fmt = "rgb48be"
         frame = frame.reformat(format=fmt)
     try:
-        with av.open(str(path), "w", format="image2") as c:
+        with av.open(media_url(path), "w", format="image2") as c:
             s = c.add_stream("png", rate=1)
             s.width, s.height = rgb.shape[1], rgb.shape[0]
             s.pix_fmt = fmt
@@ -162,7 +163,7 @@ def encode_clip(
     """
     fps = Fraction(fps)
     n = 0
-    with av.open(str(path), "w") as c:
+    with av.open(media_url(path), "w") as c:
         v = c.add_stream(codec, rate=fps)
         v.pix_fmt = pix_fmt
         v.options = {"crf": str(crf)} if codec in ("libx264", "libx265") else {}

@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 
 from upvid.errors import EncodeError, OutputError
-from upvid.io.probe import VideoInfo, open_input
+from upvid.io.probe import VideoInfo, media_url, open_input
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ def plan_decode_times(segments: Sequence[Path]) -> tuple[Fraction, list[list[int
     delay = 0
     previous_max: int | None = None
     for seg in segments:
-        with av.open(str(seg)) as c:
+        with av.open(media_url(seg)) as c:
             vs = c.streams.video[0]
             if tb is None:
                 tb = vs.time_base
@@ -405,7 +405,7 @@ def check_audio(info: VideoInfo, out: Path, audio: AudioOptions) -> None:
     with tempfile.TemporaryDirectory(prefix="upvid-audio-") as tmp:
         scratch = Path(tmp) / f"probe{out.suffix.lower()}"
         try:
-            c = av.open(str(scratch), "w")
+            c = av.open(media_url(scratch), "w")
         except (av.error.FFmpegError, ValueError, OSError):
             return  # the real open reports it
         extras: _Extras | None = None
@@ -490,13 +490,13 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
             raise EncodeError(f"reading the segments: {_err(e)}") from e
     sorted_all = sorted(t for pts in seg_pts for t in pts)
     try:
-        out = av.open(str(path), "w", format=container_format)
+        out = av.open(media_url(path), "w", format=container_format)
     except (av.error.FFmpegError, ValueError, OSError) as e:
         raise OutputError(f"{path}: cannot create ({_err(e)})") from e
     extras: _Extras | None = None
     n = 0
     try:
-        with av.open(str(segments[0])) as first:
+        with av.open(media_url(segments[0])) as first:
             src = first.streams.video[0]
             dst = out.add_stream_from_template(src, opaque=True)  # opaque: the decoder may have no encoder twin
             dst.time_base = src.time_base
@@ -508,7 +508,7 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
         if copy_streams:
             extras = _Extras(out, info, path, audio, window)
         for seg, pts in zip(segments, seg_pts):
-            with av.open(str(seg)) as c:
+            with av.open(media_url(seg)) as c:
                 vs = c.streams.video[0]
                 k = 0
                 for p in c.demux(vs):

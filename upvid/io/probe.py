@@ -75,6 +75,14 @@ class VideoInfo:
         return [s for s in self.others if s.type == "subtitle"]
 
 
+def media_url(path: str | os.PathLike) -> str:
+    """A local path as FFmpeg must be given it: always a file, never a protocol. ``a:b.mp4`` or
+    ``http:x.mp4`` would be read as the protocol before the colon (a network request for a
+    local file named ``http:x.mp4``), so a path with a colon gets the ``file:`` protocol."""
+    text = os.fspath(path)
+    return f"file:{text}" if ":" in text else text
+
+
 def open_input(path: str | os.PathLike) -> av.container.InputContainer:
     """Open ``path`` for demuxing.
 
@@ -88,8 +96,10 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
         raise InputError(f"{p}: is a directory, not a video file")
     if not os.access(p, os.R_OK):
         raise InputError(f"{p}: permission denied")
+    if not p.is_file():  # a FIFO or a device: probing would consume what the reader needs again
+        raise InputError(f"{p}: not a regular file (a pipe or device); save the stream to a file first")
     try:
-        return av.open(str(p), "r", metadata_errors="replace")
+        return av.open(media_url(p), "r", metadata_errors="replace")
     except (av.error.InvalidDataError, av.error.EOFError) as e:
         raise InputError(f"{p}: not a video file PyAV/FFmpeg can read ({e.strerror or e})") from e
     except av.error.FFmpegError as e:

@@ -39,7 +39,7 @@ from upvid.io.codecs import (
     yuv420_target,
 )
 from upvid.io.mux import _err, _Extras, _output_error
-from upvid.io.probe import VideoInfo
+from upvid.io.probe import VideoInfo, media_url
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class VideoWriter:
                         "--pix-fmt yuv444p keeps the exact size)", width, height, pix_fmt, self.enc_width, self.enc_height)
         self.extras: _Extras | None = None
         try:
-            self.out = av.open(str(path), "w", format=container_format)
+            self.out = av.open(media_url(path), "w", format=container_format)
         except av.error.FFmpegError as e:
             raise OutputError(f"{path}: cannot create ({_err(e)})") from e
         except (ValueError, OSError) as e:
