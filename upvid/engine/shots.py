@@ -21,7 +21,6 @@ A cut is the index of the first frame of a new shot (``0 < c``), in the input's 
 from __future__ import annotations
 
 import csv
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 
 from upvid.errors import UsageError
 from upvid.frames import Yuv420
+from upvid.io.span import parse_time
 
 DETECTORS = ("content", "adaptive")
 #: Width in px the frames are shrunk to before detection (PySceneDetect's own auto-downscale
@@ -218,26 +218,6 @@ def split_shots(frames: Iterable[Any], finder: CutFinder, first: int = 0) -> Ite
             pass
 
 
-_TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)$")
-
-
-def _parse_time(text: str) -> float | None:
-    """``HH:MM:SS.mmm``, ``MM:SS.mmm`` or ``12.5s`` -> seconds; None if it is not a time."""
-    t = text.strip()
-    if t.endswith("s") and re.fullmatch(r"\d+(?:\.\d*)?s", t):
-        return float(t[:-1])
-    if ":" not in t and "." not in t:
-        return None
-    m = _TIME.match(t)
-    if not m:
-        return None
-    parts = [p for p in m.groups() if p is not None]
-    sec = 0.0
-    for p in parts:
-        sec = sec * 60 + float(p)
-    return sec
-
-
 def read_cut_file(path: Path) -> tuple[list[int], list[float]]:
     """Read cuts from a file: one per line, a frame number (``120``) or a timestamp
     (``00:01:02.500``, ``62.5s``, ``1:02.5``); or PySceneDetect's scene-list CSV
@@ -270,10 +250,10 @@ def read_cut_file(path: Path) -> tuple[list[int], list[float]]:
         if ln.isdigit():
             frames.append(int(ln))
             continue
-        t = _parse_time(ln)
-        if t is None:
-            raise UsageError(f"--scene-cuts {path}: line {n} is neither a frame number nor a time: {ln!r}")
-        times.append(t)
+        try:
+            times.append(parse_time(ln, "--scene-cuts"))
+        except UsageError:
+            raise UsageError(f"--scene-cuts {path}: line {n} is neither a frame number nor a time: {ln!r}") from None
     return frames, times
 
 
