@@ -76,3 +76,33 @@ def test_segments_are_on_disk_before_the_journal_names_them(realshort, tmp_path,
     assert rc == 0, err
     assert {f for f, _ in named} == {"seg-000000.mkv", "seg-000001.mkv", "seg-000002.mkv"}
     assert all(ok for _, ok in named)
+
+
+def test_a_join_killed_earlier_leaves_no_temporary_output_behind(realshort, tmp_path):
+    """A `.NAME.upvid-PID.partial.EXT` of a process that no longer runs (SIGKILL during the join)
+    is removed by the next job that publishes NAME; one of a live process is kept."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    stale = tmp_path / f".o.upvid-{int(dead.stdout)}.partial.mp4"
+    stale.write_bytes(b"\0" * 4096)
+    live = tmp_path / f".o.upvid-{os.getppid()}.partial.mp4"
+    live.write_bytes(b"x")
+    rc, _, err = call(str(realshort), str(tmp_path / "o.mp4"), *PREVIEW)
+    assert rc == 0, err
+    assert not stale.exists() and live.exists() and (tmp_path / "o.mp4").is_file()
+
+
+def test_a_full_disk_at_the_start_leaves_no_empty_work_folder(realshort, tmp_path, monkeypatch):
+    import upvid.job as job
+    from upvid.errors import OutputError
+
+    def full(self):
+        raise OutputError(f"{self.path}: no space left on device")
+
+    monkeypatch.setattr(job.Journal, "save", full)
+    rc, _, err = call(str(realshort), str(tmp_path / "o.mp4"), *PREVIEW)
+    assert rc == 4 and "no space left on device" in err
+    assert list(tmp_path.iterdir()) == []

@@ -47,7 +47,7 @@ from upvid.io.codecs import (
     default_codec,
     yuv420_target,
 )
-from upvid.io.mux import AudioOptions, assemble, check_audio, unique_temp_path
+from upvid.io.mux import AudioOptions, assemble, check_audio, remove_stale_temps, unique_temp_path
 from upvid.io.writer import VideoWriter
 
 log = logging.getLogger("upvid")
@@ -308,7 +308,12 @@ def open_journal(work: Path, fingerprint: dict, resume: bool) -> Journal:
         raise OutputError(f"{work.parent}: cannot create a work folder ({e.strerror or e})") from e
     _lock(work)
     j = Journal(work, fingerprint)
-    j.save()
+    try:
+        j.save()
+    except OutputError:  # a full disk at the start: leave no empty work folder behind
+        _unlock(work)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return j
 
 
@@ -713,6 +718,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
         if image_out:
             _publish_frames(work / "frames", out, journal.frames_done)
         else:
+            for stale in remove_stale_temps(out):  # a kill during an earlier join left it
+                log.info("removed %s, left by an interrupted join", stale.name)
             tmp = unique_temp_path(out)
             recorded = [s_.get("pts") for s_ in journal.segments]
             try:

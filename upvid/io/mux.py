@@ -562,3 +562,33 @@ def _close_quietly(c) -> None:
 def unique_temp_path(final: Path) -> Path:
     """A temporary name next to ``final`` keeping its suffix (so the muxer is chosen the same way)."""
     return final.with_name(f".{final.stem}.upvid-{os.getpid()}.partial{final.suffix}")
+
+
+def remove_stale_temps(final: Path) -> list[Path]:
+    """Delete the :func:`unique_temp_path` files of ``final`` whose upvid process no longer runs
+    (left by a kill during the join); those of live processes are kept.
+
+    Returns:
+        The files removed.
+    """
+    import glob
+
+    prefix, suffix = f".{final.stem}.upvid-", f".partial{final.suffix}"
+    removed = []
+    for p in final.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        pid = p.name[len(prefix):len(p.name) - len(suffix)]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
