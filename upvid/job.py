@@ -563,11 +563,11 @@ def output_size(width: int, height: int, scale: int, opts: JobOptions) -> tuple[
     return w, h
 
 
-def _fingerprint(inp: Path, out: Path, opts: JobOptions, scale: int, codec: str | None, pix_fmt: str | None) -> dict:
-    from upvid.models.foreign import is_model_path
-
+def _fingerprint(inp: Path, out: Path, opts: JobOptions, net, codec: str | None, pix_fmt: str | None) -> dict:
     st = inp.stat()
-    model = _file_identity(Path(opts.model)) if is_model_path(opts.model) else opts.model
+    scale = net.scale
+    digest = net.record.extra.get("sha256")  # a --model checkpoint file stands for its content (hashed at load)
+    model = f"file:{digest[:16]}" if digest else opts.model
     return {"input": str(inp.resolve()), "input_size": st.st_size if inp.is_file() else None,
             "input_mtime_ns": st.st_mtime_ns, "model": model, "random_weights": opts.random_weights, "scale": scale, "codec": codec, "crf": opts.crf,
             "preset": opts.preset, "pix_fmt": pix_fmt, "output": out.name, "fps": str(opts.fps) if inp.is_dir() else None,
@@ -583,7 +583,7 @@ def _cuts_identity(mode: str) -> str:
 
 
 def _file_identity(path: Path) -> str:
-    """A file named by an option (a cut list, a ``--model`` checkpoint) stands for its content."""
+    """A file named by an option (a cut list) stands for its content."""
     import hashlib
 
     return "file:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -677,7 +677,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     check_memory(info, s, engine.cfg.chunk, queue, deep, engines.device, device_clip)
     check_frame_size(*size)
     work = work_dir_for(out)
-    journal = open_journal(work, _fingerprint(inp, out, opts, s, codec, pix_fmt), opts.resume)
+    journal = open_journal(work, _fingerprint(inp, out, opts, net, codec, pix_fmt), opts.resume)
     done = journal.frames_done
     clock = _Clock(info, opts.span is not None)
     cuts = cut_finder(opts.scene_cuts, net.family, net.record.frames, fps=float(info.fps or 25),

@@ -116,6 +116,7 @@ def load_foreign(path: Path):
         name=path.name, arch=f"spandrel:{info.architecture}", family="sliding-window", scale=info.scale, frames=1,
         size_multiple=info.multiple_of, min_size=info.minimum, half=info.half, bfloat16=info.bfloat16,
         description=f"{info.architecture} x{info.scale} from {path.name} (spandrel)", repo=str(path),
+        extra={"sha256": digest},
     )
     log.info("%s: %s x%d (spandrel), sha256 %s", path.name, info.architecture, info.scale, digest)
     return desc.model.eval(), record, info
