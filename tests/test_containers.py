@@ -168,7 +168,7 @@ def test_join_failure_keeps_segments_and_says_how_to_finish(realshort, tmp_path,
     """A muxer refusing the join (after every frame is encoded) deletes nothing: the segments, the
     journal and an FFmpeg concat list stay; --resume redoes only the join."""
     import upvid.io.mux as mux
-    import upvid.job as job
+    import upvid.job.run as job
 
     real = mux.assemble
 

@@ -55,7 +55,7 @@ def test_a_fifo_input_is_refused_instead_of_hanging(tmp_path):
 
 
 def test_segments_are_on_disk_before_the_journal_names_them(realshort, tmp_path, monkeypatch):
-    import upvid.job as job
+    import upvid.job.sinks as job
 
     synced, named = [], []
     real_fsync, real_save = job._fsync, job.Journal.save
@@ -96,7 +96,7 @@ def test_a_join_killed_earlier_leaves_no_temporary_output_behind(realshort, tmp_
 
 
 def test_a_full_disk_at_the_start_leaves_no_empty_work_folder(realshort, tmp_path, monkeypatch):
-    import upvid.job as job
+    import upvid.job.run as job
     from upvid.errors import OutputError
 
     def full(self):

@@ -99,7 +99,7 @@ def test_audio_codec_choice(with_subs, tmp_path, choice, codec):
 
 def test_audio_the_container_refuses_is_a_choice_before_any_frame(with_subs, tmp_path, monkeypatch):
     """FLAC into .mov (FFmpeg: only in MP4): exit 2 before the model runs, offering the options."""
-    import upvid.job as job
+    import upvid.job.run as job
 
     ran = []
     monkeypatch.setattr(job, "run_pipeline", lambda *a, **k: ran.append(1))

@@ -36,16 +36,16 @@ class Boom(KeyboardInterrupt):
 
 def interrupt_at(monkeypatch, frame: int) -> None:
     """Make the video sink raise KeyboardInterrupt (like Ctrl-C) when it reaches output frame ``frame``."""
-    import upvid.job as job
+    import upvid.job.run as job
 
-    real = job._VideoSink._write
+    real = job.VideoSink._write
 
     def write(self, rgb, pts):
         if self.index == frame:
             raise Boom
         real(self, rgb, pts)
 
-    monkeypatch.setattr(job._VideoSink, "_write", write)
+    monkeypatch.setattr(job.VideoSink, "_write", write)
 
 
 ARGS = ["-m", "bicubic", "-s", "2", "--preset", "ultrafast", "-q", "--segment-frames", "4"]
@@ -97,7 +97,7 @@ def test_resume_of_a_recurrent_model_uses_warm_up_context(tmp_path, monkeypatch)
 
     from upvid.models.registry import get_record
 
-    import upvid.job as job
+    import upvid.job.run as job
 
     class FakeRecurrent(torch.nn.Module):
         """Stands in for a recurrent VSR net: (B, T, 3, H, W) -> (B, T, 3, 4H, 4W), plus a temporal mean."""
@@ -167,7 +167,7 @@ def test_resume_without_work_is_a_fresh_run(vfr_clip, tmp_path):
 
 def test_crash_while_joining_keeps_segments(vfr_clip, tmp_path, monkeypatch):
     """Disk full while joining the segments: the segments stay; --resume only re-joins them."""
-    import upvid.job as job
+    import upvid.job.run as job
 
     def full(*a, **k):
         raise OSError(28, "No space left on device")
@@ -223,11 +223,11 @@ def test_sigkill_then_resume(tmp_path):
 
 
 def test_image_folder_output_resumes(tmp_path, monkeypatch):
-    import upvid.job as job
+    import upvid.job.run as job
 
     src = make_clip(tmp_path / "in.mkv", pts=VFR[:10], audio=())
     out = tmp_path / "frames"
-    real = job._ImageSink._write
+    real = job.ImageSink._write
 
     def write(self, rgb, pts):
         if self.index == 7:
@@ -235,7 +235,7 @@ def test_image_folder_output_resumes(tmp_path, monkeypatch):
         real(self, rgb, pts)
 
     with monkeypatch.context() as m:
-        m.setattr(job._ImageSink, "_write", write)
+        m.setattr(job.ImageSink, "_write", write)
         assert call(src, out, *ARGS)[0] == 130
     assert not out.exists()
     work = tmp_path / ".frames.upvid-partial"

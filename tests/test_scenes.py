@@ -129,13 +129,13 @@ def test_cli_scene_cuts_auto_file_and_resume_at_a_cut(tmp_path, monkeypatch):
     gives exactly the uninterrupted output. A missing cut file is exit 2."""
     import json
 
-    import upvid.job as job
+    import upvid.job.run as job
 
     a, b = _shots(16, 8)
     ab = _folder(tmp_path / "ab", a + b)
     alone = _folder(tmp_path / "b", b)
     common = ["-m", "basicvsr", "--random-weights", "--chunk", "6", "--overlap", "2", "-q", "--segment-frames", "10"]
-    real_write = job._ImageSink._write
+    real_write = job.ImageSink._write
 
     def write(self, rgb, pts):
         if self.index == 18:
@@ -143,7 +143,7 @@ def test_cli_scene_cuts_auto_file_and_resume_at_a_cut(tmp_path, monkeypatch):
         real_write(self, rgb, pts)
 
     with monkeypatch.context() as m:
-        m.setattr(job._ImageSink, "_write", write)
+        m.setattr(job.ImageSink, "_write", write)
         assert call(str(ab), str(tmp_path / "auto"), *common)[0] == 130
     journal = json.loads((tmp_path / ".auto.upvid-partial" / "journal.json").read_text())
     assert [s["frames"] for s in journal["segments"]] == [10, 6] and journal["cuts"] == [16]

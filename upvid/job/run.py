@@ -1,0 +1,261 @@
+"""One job, IN -> OUT: probe, plan, stream through the engine into sinks, join, publish."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from upvid.engine.pipeline import run_pipeline
+from upvid.engine.shots import ResumedCuts, cut_finder
+from upvid.errors import EncodeError, InputError, OutputError, UpvidError, UsageError
+from upvid.io.codecs import check_encoder_options, check_frame_size, choose_pix_fmt, default_codec, yuv420_target
+from upvid.io.images import probe_images, read_image_frames
+from upvid.io.mux import AudioOptions, assemble, check_audio, remove_stale_temps, unique_temp_path
+from upvid.io.probe import VideoInfo, bit_depth_of, probe
+from upvid.io.reader import read_frames
+from upvid.job.memory import check_memory
+from upvid.job.options import JobOptions, JobResult
+from upvid.job.outputs import check_output, is_image_input, is_image_output, output_size, publish_frames, work_dir_for
+from upvid.job.resume import Journal, fingerprint, open_journal, unlock, warmup_frames
+from upvid.job.sinks import ImageSink, Sink, VideoSink
+
+log = logging.getLogger("upvid")
+
+
+class EngineFactory:
+    """Loads the model once and makes a fresh :class:`~upvid.engine.Engine` per job.
+
+    Errors raised here (unknown model, weights, bad chunk/tile options) concern every job of
+    a batch; :func:`run_job` wraps them in :class:`GlobalError`.
+    """
+
+    def __init__(self, opts: JobOptions) -> None:
+        self.opts = opts
+        self.net = None
+        self.device = None
+        self.dtype = None
+
+    def load(self):
+        if self.net is None:
+            from upvid.engine import resolve_device, resolve_dtype
+            from upvid.models import load_model
+
+            self.device = resolve_device(self.opts.device)
+            resolve_dtype(self.opts.dtype, self.device)  # a bad --dtype fails before the model loads
+            import torch
+
+            with torch.random.fork_rng(devices=[]):  # --random-weights: the same network on every run (resume)
+                torch.manual_seed(0)
+                self.net = load_model(self.opts.model, self.opts.scale, pretrained=not self.opts.random_weights,
+                                      weights_dir=self.opts.weights_dir, device=self.device, denoise=self.opts.denoise)
+            rec = self.net.record
+            self.dtype = resolve_dtype(self.opts.dtype, self.device, half=rec.half, bfloat16=rec.bfloat16)
+        return self.net
+
+    def engine(self):
+        from upvid.engine import Engine, EngineConfig
+
+        o = self.opts
+        cfg = EngineConfig.for_model(self.load(), chunk=o.chunk, overlap=o.overlap, tile=o.tile,
+                                     tile_overlap=o.tile_overlap, device=self.device, dtype=self.dtype,
+                                     compile=o.compile)
+        return Engine(self.net, cfg)
+
+
+class GlobalError(Exception):
+    """Wraps an error that concerns the whole batch (model, weights, engine options)."""
+
+    def __init__(self, error: UpvidError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
+            on_frame: Callable[[int, int], None] | None = None) -> JobResult:
+    """Upscale ``inp`` (a video file or a folder of images) to ``out`` (a video file or a folder).
+
+    Args:
+        inp, out: paths.
+        opts: options.
+        engines: shared model loader.
+        on_frame: progress callback ``(frames_done, total_or_0)``.
+
+    Returns:
+        The :class:`JobResult` (status ``ok`` or ``skipped``).
+
+    Raises:
+        UpvidError: the job failed (its exit code says why); GlobalError: the model/options failed.
+        KeyboardInterrupt: interrupted (complete segments are kept for ``--resume``).
+    """
+    t0 = time.perf_counter()
+    inp, out = Path(inp), Path(out)
+    if not check_output(inp, out, opts):
+        return JobResult(str(inp), str(out), "skipped", error="output exists")
+    image_in = is_image_input(inp)
+    image_out = is_image_output(out)
+    info = probe_images(inp, opts.fps) if image_in else probe(inp)
+    if image_out and info.others:
+        log.warning("%s: writing a folder of PNG frames; its %d audio/subtitle stream(s) are not kept "
+                    "(give OUT a video suffix, e.g. .mkv, to keep them)", out, len(info.others))
+    codec = pix_fmt = None
+    audio = AudioOptions(opts.audio_codec, opts.audio_bitrate)
+    if not image_out:
+        if opts.bit_depth == 16:
+            raise UsageError(f"{out}: --bit-depth 16 is for PNG-folder outputs; a video takes 8 or 10")
+        codec = default_codec(out.suffix, info.codec) if opts.codec == "auto" else opts.codec
+        check_encoder_options(codec, opts.crf, opts.preset)
+        pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
+        check_audio(info, out, audio)
+        deep = info.bit_depth > 8 or bit_depth_of(pix_fmt) > 8
+    else:
+        deep = (opts.bit_depth or info.bit_depth) > 8
+    try:
+        net = engines.load()
+        engine = engines.engine()
+    except UpvidError as e:
+        raise GlobalError(e) from e
+    s = net.scale
+    size = output_size(info.width, info.height, s, opts)
+    if size != (info.width * s, info.height * s):
+        engine.cfg.out_size = size
+    queue = max(4, 2 * engine.cfg.chunk)
+    device_clip = 1 if engine.cfg.auto_chunk else engine.cfg.chunk  # the CUDA planner may shrink window batches
+    check_memory(info, s, engine.cfg.chunk, queue, deep, engines.device, device_clip)
+    check_frame_size(*size)
+    work = work_dir_for(out)
+    journal = open_journal(work, fingerprint(inp, out, opts, net, codec, pix_fmt), opts.resume)
+    done = journal.frames_done
+    clock = _Clock(info, opts.span is not None)
+    cuts = cut_finder(opts.scene_cuts, net.family, net.record.frames, fps=float(info.fps or 25),
+                      detector=opts.scene_detector, threshold=opts.scene_threshold, time_of=clock.times.get,
+                      frame_of=clock.numbers.get)
+    at_cut = done > 0 and cuts is not None and done in journal.cuts
+    start = max(0, done - warmup_frames(net, engine.cfg)) if done and not at_cut else done
+    if done and cuts is not None:
+        cuts = ResumedCuts(journal.cuts, done, cuts)
+    sink: Sink | None = None
+    tmp: Path | None = None
+    told = False
+    try:
+        if not journal.complete:
+            if image_out:
+                sink = ImageSink(journal, done - start, opts)
+            else:
+                sink = VideoSink(journal, done - start, opts, info, out, size, codec, pix_fmt)
+            on_device = opts.colour_on_device if opts.colour_on_device is not None else engines.device.type == "cuda"
+            if on_device and not image_out and not deep:  # 4:2:0 planes both ways, converted on the GPU
+                engine.cfg.yuv_out = yuv420_target(info, size[0], size[1], pix_fmt)
+            planar = on_device and not image_in and not deep
+            frames = (read_image_frames(info, high_bit_depth=deep, span=opts.span) if image_in
+                      else read_frames(inp, info, high_bit_depth=deep, yuv=planar, span=opts.span))
+            source = (f for f in clock.renumber(frames) if f.index >= start)
+            total = 0 if opts.span else info.frames
+            cb = (lambda n: on_frame(start + n, total)) if on_frame is not None else None
+            sink.cuts = cuts
+            run_pipeline(source, engine, sink, on_frame=cb, cuts=cuts, first=start)
+            if opts.span is not None and clock.window is not None:
+                journal.window = list(clock.window)
+            sink.finish()
+        if journal.frames_done == 0:
+            if opts.span is not None:
+                raise UsageError(f"{inp}: no frame in {opts.span.describe()} (the video has {info.frames or 'fewer'} "
+                                 f"frames, {info.duration:.2f} s)")
+            raise InputError(f"{inp}: no decodable video frame")
+        if image_out:
+            publish_frames(work / "frames", out, journal.frames_done)
+        else:
+            for stale in remove_stale_temps(out):  # a kill during an earlier join left it
+                log.info("removed %s, left by an interrupted join", stale.name)
+            tmp = unique_temp_path(out)
+            recorded = [s_.get("pts") for s_ in journal.segments]
+            try:
+                assemble([work / s_["file"] for s_ in journal.segments], tmp, info,
+                         recorded_pts=recorded if all(r is not None for r in recorded) else None, audio=audio,
+                         window=tuple(journal.window) if opts.span is not None and journal.window else None)
+            except UpvidError as e:
+                told = True  # the join error already says where the segments are and how to finish
+                raise _join_failed(e, inp, out, journal) from e
+            os.replace(tmp, out)
+            tmp = None
+        unlock(work)
+        shutil.rmtree(work, ignore_errors=True)
+    except BaseException as e:
+        unlock(work)
+        if sink is not None:
+            sink.abort()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        # Finished segments are never deleted by a failure: an input, encoder or join error late in
+        # a job keeps them for --resume (which redoes only what is missing, or only the join).
+        keep = journal.frames_done > 0 and not isinstance(e, GlobalError)
+        if keep and not told:
+            log.warning("%d frames of %s are done and kept in %s; run the same command with --resume to continue",
+                        journal.frames_done, out.name, work)
+        elif not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, UpvidError):
+            raise OutputError(f"{out}: {'no space left on device' if e.errno == 28 else e.strerror or e}") from e
+        raise
+    return JobResult(str(inp), str(out), "ok", frames=journal.frames_done, resumed_from=done,
+                     seconds=round(time.perf_counter() - t0, 3), size=f"{info.width}x{info.height}->{size[0]}x{size[1]}")
+
+
+class _Clock:
+    """Numbers the frames handed to the engine from 0 (a preview's first frame is 0) and notes
+    each one's time and input frame number, for cut files; for a preview it moves the video's
+    timestamps to start at 0 and records the input window ``[t0, t1)`` for the audio.
+    Entries far behind are dropped, so it stays small."""
+
+    def __init__(self, info: VideoInfo, shift: bool) -> None:
+        self.info, self.shift = info, shift
+        self.times: dict[int, float] = {}    # output frame -> seconds from the video's start
+        self.numbers: dict[int, int] = {}    # output frame -> input frame number
+        self.window: tuple[float, float] | None = None
+
+    def renumber(self, frames):
+        import dataclasses
+
+        info, tb = self.info, self.info.time_base
+        pts0 = None
+        step = 1 / float(info.fps or 25)
+        for k, f in enumerate(frames):
+            t = float(f.pts * tb) - info.start_time if f.pts is not None and tb else f.index * step
+            self.times[k], self.numbers[k] = t, f.index
+            self.times.pop(k - 1000, None)
+            self.numbers.pop(k - 1000, None)
+            if self.shift:
+                if pts0 is None:
+                    pts0 = f.pts if f.pts is not None else 0
+                    t0 = t + info.start_time
+                self.window = (t0, t + info.start_time + step)
+                yield dataclasses.replace(f, index=k, pts=None if f.pts is None else f.pts - pts0)
+            else:
+                yield dataclasses.replace(f, index=k) if f.index != k else f
+
+
+class JoinError(EncodeError):
+    """Every frame is encoded, but joining the segments into OUT failed; the segments are kept."""
+
+
+def _join_failed(e: UpvidError, inp: Path, out: Path, journal: Journal) -> UpvidError:
+    """Keep the finished segments, write an FFmpeg concat list beside them, and say how to finish.
+
+    Returns:
+        A :class:`JoinError` (or the original error for disk-full and other output errors) whose
+        message names the work folder, the ``--resume`` retry and the manual ``ffmpeg`` join.
+    """
+    listing = journal.dir / "segments.ffconcat"
+    try:
+        listing.write_text("ffconcat version 1.0\n" + "".join(f"file '{s['file']}'\n" for s in journal.segments))
+    except OSError:
+        pass
+    how = (f"all {journal.frames_done} frames are done and kept in {journal.dir}; fix the cause and run the same "
+           f"command with --resume (only the join is redone), or join them yourself: ffmpeg -f concat -safe 0 -i "
+           f"{listing} -i {inp} -map 0:v -map 1:a? -map 1:s? -c copy {out.with_suffix('.mkv')}")
+    if isinstance(e, OutputError):
+        return type(e)(f"{e}; {how}")
+    return JoinError(f"joining the segments into {out.name} failed ({e}); {how}")
