@@ -51,7 +51,7 @@ def x264_roundtrip(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
 
 def degrade(hr: torch.Tensor, kind: str) -> list[np.ndarray]:
     """``(T, 3, H, W)`` uint8 GT -> LR frames for one of the degradations above."""
-    from upvid.degrade import bd_degrade, bi_degrade
+    from upvid.bench.degrade import bd_degrade, bi_degrade
 
     if kind.startswith("bd"):
         lr = bd_degrade(hr.float() / 255, 4, 1.6)
@@ -92,11 +92,11 @@ def run(model, frames: list[np.ndarray], size: tuple[int, int] | None = None) ->
 
 
 def main() -> int:
-    from upvid.degrade import bi_degrade, mod_crop
+    from upvid.bench.degrade import bi_degrade, mod_crop
     from upvid.io.images import read_image_folder
     from upvid.io.probe import probe
     from upvid.io.reader import read_frames
-    from upvid.metrics import psnr_y, ssim_y
+    from upvid.bench.metrics import psnr_y, ssim_y
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", type=Path, default=REPO.parent / "shared/data/vid4/GT")

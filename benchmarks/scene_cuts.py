@@ -83,11 +83,11 @@ def run_engine(model, frames, cuts=None, **cfg):
 
 
 def main() -> int:
-    from upvid.degrade import bd_degrade, bi_degrade
+    from upvid.bench.degrade import bd_degrade, bi_degrade
     from upvid.engine.shots import ListedCuts
     from upvid.io.probe import probe
     from upvid.io.reader import read_frames
-    from upvid.metrics import psnr_y
+    from upvid.bench.metrics import psnr_y
     from upvid.models import load_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

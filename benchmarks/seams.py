@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    from upvid.degrade import bd_degrade, bi_degrade, mod_crop
+    from upvid.bench.degrade import bd_degrade, bi_degrade, mod_crop
     from upvid.engine import Engine, EngineConfig
     from upvid.io.images import read_image_folder
-    from upvid.metrics import psnr_y
+    from upvid.bench.metrics import psnr_y
     from upvid.models import load_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

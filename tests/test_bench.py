@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 
 from upvid import bench
-from upvid.degrade import bi_degrade
+from upvid.bench.degrade import bi_degrade
 from upvid.errors import InputError, UsageError
 from upvid.io.images import write_image
 

@@ -1,4 +1,4 @@
-"""MATLAB-bicubic imresize, BI/BD degradations (upvid.degrade), and the literature's Vid4 bicubic row."""
+"""MATLAB-bicubic imresize, BI/BD degradations (upvid.bench.degrade), and the literature's Vid4 bicubic row."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 from safetensors.numpy import load_file
 from torch.nn import functional as F
 
-from upvid import metrics as M
-from upvid.degrade import bd_degrade, bi_degrade, gaussian_kernel, imresize, mod_crop, resize_matrix
+from upvid.bench import metrics as M
+from upvid.bench.degrade import bd_degrade, bi_degrade, gaussian_kernel, imresize, mod_crop, resize_matrix
 from upvid.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imresize"

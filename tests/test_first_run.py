@@ -23,7 +23,7 @@ from rich.console import Console
 from tests.conftest import REPO, WEIGHTS, need
 from upvid.errors import WeightsError
 from upvid.models import get_record, list_models, load_model
-from upvid.weights import embedded_path, load_embedded, weights_state
+from upvid.models.weights import embedded_path, load_embedded, weights_state
 
 SAMPLE = REPO / "upvid" / "data" / "realshort.mp4"
 

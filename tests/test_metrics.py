@@ -1,4 +1,4 @@
-"""PSNR / SSIM conventions of the VSR literature (upvid.metrics)."""
+"""PSNR / SSIM conventions of the VSR literature (upvid.bench.metrics)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from upvid import metrics as M
+from upvid.bench import metrics as M
 from upvid.models.registry import rgb_to_ycbcr
 
 

@@ -238,7 +238,7 @@ def test_every_source_failing_is_one_line_naming_each(drive, tmp_path):
 
 def test_hash_mismatch_is_refused_and_not_cached(drive):
     from upvid.models import get_record
-    from upvid.weights import fetch
+    from upvid.models.weights import fetch
 
     _Drive.files["GOODID"] = drive["data"]
     with pytest.raises(WeightsError, match=r"Google Drive file GOODID: sha256 " + drive["sha"] + " does not match"):
@@ -248,7 +248,7 @@ def test_hash_mismatch_is_refused_and_not_cached(drive):
 
 def test_partial_download_is_resumed(drive):
     from upvid.models import get_record
-    from upvid.weights import _download_dest, fetch, file_specs
+    from upvid.models.weights import _download_dest, fetch, file_specs
 
     _Drive.quota.add("QUOTAID")
     _Drive.lfs["/media/owner/repo/0000/tiny_x2.pth"] = drive["data"]
@@ -263,7 +263,7 @@ def test_partial_download_is_resumed(drive):
 
 def test_offline_never_touches_the_network(drive, monkeypatch):
     from upvid.models import get_record
-    from upvid.weights import fetch
+    from upvid.models.weights import fetch
 
     _Drive.files["GOODID"] = drive["data"]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -325,7 +325,7 @@ def test_drive_folder_is_listed_and_the_file_taken_by_name(drive):
     """A record with only a Drive folder (IART's Vimeo-90K files, PSRT): gdown lists the folder,
     upvid downloads the entry named like the record's file."""
     from upvid.models import get_record
-    from upvid.weights import fetch
+    from upvid.models.weights import fetch
 
     good, other = "1" + "g" * 32, "1" + "o" * 32  # Drive ids are 33 characters
     _Drive.folders["FOLDERID"] = {"other.pth": other, "tiny_x2.pth": good}

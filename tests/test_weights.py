@@ -155,7 +155,7 @@ def upvid(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_download_verify_convert_and_load_strict(hub):
     from upvid.models import load_model
-    from upvid.weights import converted_dir
+    from upvid.models.weights import converted_dir
 
     model = load_model("tiny")
     x = torch.rand(1, 1, 3, 8, 8)
@@ -202,7 +202,7 @@ def test_sha256_mismatch_is_a_clear_error(hub, calendar_clip, tmp_path):
 
 def test_corrupt_cache_is_downloaded_again(hub):
     from upvid.models import get_record
-    from upvid.weights import fetch
+    from upvid.models.weights import fetch
 
     fetch(get_record("tiny"))
     for blob in (hub["tmp"] / "hf" / "hub").rglob("*"):
@@ -217,7 +217,7 @@ def test_corrupt_cache_is_downloaded_again(hub):
 
 def test_missing_offline_names_file_and_hash(hub):
     from upvid.models import get_record
-    from upvid.weights import fetch
+    from upvid.models.weights import fetch
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     try:

@@ -24,7 +24,7 @@ def make_tiny_clip(path, frames: int = N_FRAMES):
     """``frames`` LR frames (LR_H x LR_W, a crop of Vid4 calendar, x4 MATLAB-bicubic down) + AAC, at ``path``."""
     import torch
 
-    from upvid.degrade import bi_degrade
+    from upvid.bench.degrade import bi_degrade
     from upvid.io.images import encode_clip, read_image_folder
 
     hr = []

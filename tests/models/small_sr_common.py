@@ -58,7 +58,7 @@ def load_real(name: str, tmp_path_factory: pytest.TempPathFactory):
     unexpected key raises ``WeightsError``); the converted key set is checked here as well.
     """
     from upvid.models.registry import get_record, load_model
-    from upvid.weights import resolve_state_dict
+    from upvid.models.weights import resolve_state_dict
 
     need(WEIGHTS)
     with pytest.MonkeyPatch.context() as mp:
@@ -92,8 +92,8 @@ def bicubic_up(lr: Tensor, scale: int = 4) -> Tensor:
 
 
 def psnr_y(a: Tensor, b: Tensor, crop: int = 8) -> float:
-    """PSNR-Y (BT.601, 8-bit rounding, ``upvid.metrics``) of ``(3, H, W)`` frames in [0, 1]."""
-    from upvid.metrics import psnr_y as _psnr_y
+    """PSNR-Y (BT.601, 8-bit rounding, ``upvid.bench.metrics``) of ``(3, H, W)`` frames in [0, 1]."""
+    from upvid.bench.metrics import psnr_y as _psnr_y
 
     def hwc(t: Tensor) -> np.ndarray:
         return t.clamp(0, 1).permute(1, 2, 0).numpy()

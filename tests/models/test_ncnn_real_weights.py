@@ -12,7 +12,7 @@ from tests.conftest import WEIGHTS, need, vid4_lr
 from tests.media import call
 from tests.ncnn_weights import state_dict_for, wheel_model
 from upvid.io.images import read_image_folder, write_image
-from upvid.metrics import psnr_y
+from upvid.bench.metrics import psnr_y
 from upvid.models.rrdbnet import RRDBNet
 from upvid.models.srvgg import SRVGGNetCompact
 

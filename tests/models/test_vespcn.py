@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from upvid.degrade import bd_degrade
+from upvid.bench.degrade import bd_degrade
 from upvid.errors import ModelInputError
 from upvid.models.registry import get_record, load_model
 from upvid.models.vespcn import VESPCN, convert_official

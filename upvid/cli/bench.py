@@ -112,7 +112,8 @@ def bench(
     if max_frames is not None and max_frames < 1:
         raise UsageError(f"--max-frames must be >= 1, got {max_frames}")
     resolve_device(device)
-    engine_kw = dict(chunk=chunk, overlap=overlap, tile=tile, tile_overlap=tile_overlap)
+    settings = dict(scale=scale, device=device, chunk=chunk, overlap=overlap, tile=tile, tile_overlap=tile_overlap,
+                    pretrained=not random_weights, weights_dir=weights_dir)
 
     if speed:
         bad = [o for o, v in (("--dataset", dataset), ("--lr-dir", lr_dir), ("--sequence", sequence),
@@ -129,10 +130,9 @@ def bench(
                 _line(f"{r.model}: {r.fps['end_to_end']:.2f} fps end to end, model {r.fps['model']:.2f} fps, "
                       f"peak RSS {r.memory['peak_rss_mib']:.0f} MiB")
 
-        results = B.run_speed_many(names, video=video, size=hw, frames=frames, isolate=iso, on_result=done,
-                                   repeats=repeats, scale=scale, device=device, dtype=dtype or "auto",
-                                   pretrained=not random_weights, weights_dir=weights_dir, crf=crf, preset=preset,
-                                   **engine_kw)
+        opts = B.SpeedOptions(frames=frames, repeats=repeats, dtype=dtype or "auto", crf=crf, preset=preset,
+                              **settings)
+        results = B.run_speed_many(names, video=video, size=hw, options=opts, isolate=iso, on_result=done)
         if not quiet:
             B.render_speed(results, err)
         if json_out:
@@ -150,19 +150,19 @@ def bench(
 
     def seq_done(s) -> None:
         if not quiet:
-            _line(f"{s.name}: {s.frames} frames, PSNR-Y {B._fmt(s.psnr_y, 2)} dB, SSIM-Y {B._fmt(s.ssim_y, 4)}")
+            _line(f"{s.name}: {s.frames} frames, PSNR-Y {B.fmt(s.psnr_y, 2)} dB, SSIM-Y {B.fmt(s.ssim_y, 4)}")
 
-    common = dict(degradation=deg.upper(), scale=scale, device=device, dtype=dtype or "fp32",
-                  sigma=1.6 if sigma is None else sigma, crop_border=crop_border, max_frames=max_frames,
-                  pretrained=not random_weights, weights_dir=weights_dir, on_sequence=seq_done, **engine_kw)
+    qopts = B.QualityOptions(degradation=deg.upper(), dtype=dtype or "fp32", sigma=1.6 if sigma is None else sigma,
+                             crop_border=crop_border, max_frames=max_frames, **settings)
     results = []
     for name in names:
         if len(names) > 1 and not quiet:
             _line(f"{name}:")
         if dataset is not None:
-            r = B.run_quality(name, dataset, lr_dir=lr_dir, sequences=sequence or None, **common)
+            r = B.run_quality(name, dataset, options=qopts, lr_dir=lr_dir, sequences=sequence or None,
+                              on_sequence=seq_done)
         else:
-            r = B.run_quality_video(name, video, **common)
+            r = B.run_quality_video(name, video, options=qopts, on_sequence=seq_done)
         results.append(r)
     if not quiet:
         if len(results) == 1:

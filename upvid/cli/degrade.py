@@ -27,7 +27,7 @@ def degrade(
     """Make an LR test clip from HR frames with the VSR literature's BI or BD degradation."""
     import torch
 
-    from upvid.degrade import bd_degrade, bi_degrade, mod_crop
+    from upvid.bench.degrade import bd_degrade, bi_degrade, mod_crop
     from upvid.io import VideoWriter, probe, read_frames, unique_temp_path
     from upvid.io.images import encode_clip, read_image_folder
 

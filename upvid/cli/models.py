@@ -10,7 +10,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from upvid.cli.app import app, err
-from upvid.weights import check_weights_dir
+from upvid.models.weights import check_weights_dir
 from rich.console import Console
 
 models_app = typer.Typer(help="List models, or pre-download their weights.", invoke_without_command=True,
@@ -29,7 +29,7 @@ def models_list(
     if ctx.invoked_subcommand is not None:
         return
     from upvid.models import list_models
-    from upvid.weights import file_specs, hash_state, source_labels, weights_state
+    from upvid.models.weights import file_specs, hash_state, source_labels, weights_state
 
     rows = []
     for name, rec in list_models().items():
@@ -140,7 +140,7 @@ def models_fetch(
     """Download, verify (sha256) and convert the weights of NAMES (or --all)."""
     check_weights_dir(weights_dir)
     from upvid.models import get_record
-    from upvid.weights import fetch
+    from upvid.models.weights import fetch
 
     for name in _names(names, all_):
         rec = get_record(name)
@@ -162,7 +162,7 @@ def models_verify(
     """Re-hash the cached checkpoints; a file that fails its sha256 is deleted and fetched again."""
     check_weights_dir(weights_dir)
     from upvid.models import get_record
-    from upvid.weights import verify_cached
+    from upvid.models.weights import verify_cached
 
     for name in names or _names(None, True):
         state = verify_cached(get_record(name), weights_dir)

@@ -157,7 +157,7 @@ def upscale(
         raise UsageError(f"--format must be one of {', '.join(BATCH_FORMATS)}, got {format!r}")
     from upvid.io.mux import AUDIO_CODECS
     from upvid.io.span import parse_span
-    from upvid.weights import check_weights_dir
+    from upvid.models.weights import check_weights_dir
 
     check_weights_dir(weights_dir)
 

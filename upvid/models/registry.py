@@ -30,7 +30,7 @@
                                           # copy in upvid/data/, used when the checkpoint is not local
     denoise_with = "other-model"          # optional: --denoise D loads D * this + (1 - D) * that
     denoise_default = 0.5                 #   (Real-ESRGAN's dni), D by default
-    [models.basicvsrpp.weights]           # where the checkpoint comes from, see upvid.weights
+    [models.basicvsrpp.weights]           # where the checkpoint comes from, see upvid.models.weights
     repo_id = "..."; filename = "..."; sha256 = "..."   # or url = "..."
 
 Architecture contract (what ``arch`` must implement):
@@ -371,7 +371,7 @@ def load_model(
     strength = denoise_strength(record, denoise)
     net = build_network(record, scale)
     if pretrained and record.weights:
-        from upvid.weights import load_state_dict_into, resolve_state_dict
+        from upvid.models.weights import load_state_dict_into, resolve_state_dict
 
         if strength is None or strength == 1.0:
             load_state_dict_into(net, record, weights_dir=weights_dir)

@@ -41,7 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from upvid.errors import UsageError, WeightsError
-from upvid.sources import Source, SourceFailed, fetch_from, sources_of
+from upvid.models.sources import Source, SourceFailed, fetch_from, sources_of
 
 log = logging.getLogger("upvid")
 
@@ -193,7 +193,7 @@ def locate(
     """Find (and if allowed, download) the raw checkpoint file of one spec.
 
     Order: ``weights_dir`` (not verified here), the caches (Hub cache, upvid's download cache),
-    then each of the record's sources (:mod:`upvid.sources`) until one yields a file of the
+    then each of the record's sources (:mod:`upvid.models.sources`) until one yields a file of the
     expected size and sha256. ``force`` skips the caches (used once when a cached copy fails
     its sha256).
 

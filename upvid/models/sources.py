@@ -1,6 +1,6 @@
 """Where a checkpoint file comes from: a record's download sources, tried in order.
 
-A ``[models.NAME.weights]`` table (see :mod:`upvid.weights`) may list several sources::
+A ``[models.NAME.weights]`` table (see :mod:`upvid.models.weights`) may list several sources::
 
     sources = [
       { drive = "14Pn3uCJ5IvkLJD7HPPqXbV1Si43FV2k2" },                 # a Google Drive file id
