@@ -11,7 +11,9 @@ from upvid.engine import Engine, EngineConfig, upscale_frames
 from upvid.engine.temporal import crossfade_weights, reflect_index, window_indices
 from upvid.engine.tiles import run_tiled, tile_starts
 from upvid.errors import OutOfMemoryError, UsageError
-from upvid.models.registry import ModelRecord, Upscaler, load_model
+from upvid.models.registry import ModelRecord
+from upvid.models.load import load_model
+from upvid.models.upscaler import Upscaler
 
 
 def _frames(n: int, h: int = 36, w: int = 52, seed: int = 0) -> list[np.ndarray]:

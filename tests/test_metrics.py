@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from upvid.bench import metrics as M
-from upvid.models.registry import rgb_to_ycbcr
+from upvid.models.upscaler import rgb_to_ycbcr
 
 
 def _img(h: int = 24, w: int = 20, seed: int = 0, lo: int = 0, hi: int = 256) -> np.ndarray:

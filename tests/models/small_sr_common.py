@@ -57,7 +57,8 @@ def load_real(name: str, tmp_path_factory: pytest.TempPathFactory):
     ``load_model`` verifies the sha256, converts the .pth once and loads strictly (a missing or
     unexpected key raises ``WeightsError``); the converted key set is checked here as well.
     """
-    from upvid.models.registry import get_record, load_model
+    from upvid.models.registry import get_record
+    from upvid.models.load import load_model
     from upvid.models.weights import resolve_state_dict
 
     need(WEIGHTS)

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 
 from upvid.errors import ModelInputError
 from upvid.models.edvr import EDVR, convert_official
-from upvid.models.registry import get_record, load_model
+from upvid.models.registry import get_record
+from upvid.models.load import load_model
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "edvr"
 

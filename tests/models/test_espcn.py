@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from upvid.models.espcn import ESPCN, convert_official
-from upvid.models.registry import get_record, load_model, rgb_to_ycbcr, ycbcr_to_rgb
+from upvid.models.registry import get_record
+from upvid.models.load import load_model
+from upvid.models.upscaler import rgb_to_ycbcr, ycbcr_to_rgb
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "espcn"
 NAME = "espcn-x4-y"

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from upvid.errors import ModelInputError
 from upvid.models.iart import IART, WindowAttention3D, convert_official
-from upvid.models.registry import get_record, load_model
+from upvid.models.registry import get_record
+from upvid.models.load import load_model
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "iart"
 

@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from upvid.models.iconvsr import IconVSR, convert_official, keyframe_window
-from upvid.models.registry import get_record, load_model
+from upvid.models.registry import get_record
+from upvid.models.load import load_model
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "iconvsr"
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from upvid.models.registry import get_record, load_model
+from upvid.models.registry import get_record
+from upvid.models.load import load_model
 from upvid.models.rlfn import RLFN, convert_official
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "rlfn"

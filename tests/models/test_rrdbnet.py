@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from upvid.errors import UsageError
-from upvid.models.registry import _load_toml, build_network, get_record, load_model
+from upvid.models.registry import _load_toml, build_network, get_record
+from upvid.models.load import load_model
 from upvid.models.rrdbnet import RRDBNet
 from upvid.models.srvgg import SRVGGNetCompact
 

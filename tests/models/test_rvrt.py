@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from upvid.errors import ModelInputError
-from upvid.models.registry import get_record, load_model
+from upvid.models.registry import get_record
+from upvid.models.load import load_model
 from upvid.models.rvrt import RVRT, convert_official, guided_deformable_attention
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "rvrt"

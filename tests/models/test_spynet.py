@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from upvid.models.blocks import SpyNet, flow_warp
+from upvid.models.flow import SpyNet, flow_warp
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "spynet"
 

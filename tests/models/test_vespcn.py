@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from upvid.bench.degrade import bd_degrade
 from upvid.errors import ModelInputError
-from upvid.models.registry import get_record, load_model
+from upvid.models.registry import get_record
+from upvid.models.load import load_model
 from upvid.models.vespcn import VESPCN, convert_official
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "vespcn"

@@ -37,6 +37,20 @@ class _Settings:
             raise UsageError(f"unknown {cls.__name__} setting(s): {', '.join(unknown)}")
         return replace(base, **settings) if settings else base
 
+    def load(self, model_name: str, device: Any) -> Any:
+        """Load ``model_name`` with these ``scale``/``pretrained``/``weights_dir`` onto ``device``.
+
+        Returns:
+            The :class:`upvid.models.Upscaler`.
+
+        Raises:
+            UnknownModelError, WeightsError: from :func:`upvid.models.load_model`.
+        """
+        from upvid.models import load_model
+
+        return load_model(model_name, self.scale, pretrained=self.pretrained, weights_dir=self.weights_dir,
+                          device=device)
+
     def engine_kw(self) -> dict[str, int | None]:
         """The :meth:`upvid.engine.EngineConfig.for_model` arguments (``None``: the model's record)."""
         return {"chunk": self.chunk, "overlap": self.overlap, "tile": self.tile, "tile_overlap": self.tile_overlap}

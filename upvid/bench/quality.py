@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from upvid import __version__
-from upvid.bench import metrics as M
+import upvid.bench.metrics as M
 from upvid.bench.datasets import dataset_label, find_sequences, image_stream, published_score, video_stream
 from upvid.bench.degrade import bd_degrade, bi_degrade, imresize
 from upvid.bench.options import QualityOptions
@@ -219,7 +219,7 @@ def _quality(model_name: str, items: list[_Item], data: _Data, opts: QualityOpti
         scale = 4 if scale is None else scale
         net = None
     else:
-        net = model if model is not None else load_net(model_name, opts, dev)
+        net = model if model is not None else opts.load(model_name, dev)
         scale = net.scale
         cfg0 = EngineConfig.for_model(net, **engine_kw)
         engine_cfg = {"chunk": cfg0.chunk, "overlap": cfg0.overlap, "tile": cfg0.tile, "tile_overlap": cfg0.tile_overlap}
@@ -249,17 +249,6 @@ def _quality(model_name: str, items: list[_Item], data: _Data, opts: QualityOpti
         published=published_score(model_name, net, data.label, degradation, scale,
                                   full=data.full and data.source == "dataset"),
     )
-
-
-def load_net(model_name: str, opts: Any, dev: torch.device) -> Any:
-    """Load ``model_name`` with a run's ``scale``/``pretrained``/``weights_dir`` onto ``dev``.
-
-    Raises:
-        UnknownModelError, WeightsError: from :func:`upvid.models.load_model`.
-    """
-    from upvid.models import load_model
-
-    return load_model(model_name, opts.scale, pretrained=opts.pretrained, weights_dir=opts.weights_dir, device=dev)
 
 
 def _score_sequence(

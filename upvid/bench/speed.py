@@ -269,7 +269,6 @@ def child_main() -> int:
 
 
 def _speed(model_name: str, video: str, opts: SpeedOptions, workdir: str | None, source_label: str) -> SpeedResult:
-    from upvid.bench.quality import load_net
     from upvid.engine import Engine, EngineConfig, resolve_device, resolve_dtype
     from upvid.engine.pipeline import run_pipeline
     from upvid.io import VideoWriter, probe, read_frames
@@ -280,7 +279,7 @@ def _speed(model_name: str, video: str, opts: SpeedOptions, workdir: str | None,
     dt = resolve_dtype(opts.dtype, dev)
     info = probe(video)
     t0 = time.perf_counter()
-    net = load_net(model_name, opts, dev)
+    net = opts.load(model_name, dev)
     load_s = time.perf_counter() - t0
     s = net.scale
     cfg = EngineConfig.for_model(net, **opts.engine_kw(), device=dev, dtype=dt)

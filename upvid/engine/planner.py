@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from upvid.models.registry import Upscaler
+from upvid.models.upscaler import Upscaler
 
 PROBE = 64           # probe tile edge in LR px
 BUDGET_SHARE = 0.6   # share of free memory the model may use

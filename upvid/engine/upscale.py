@@ -23,7 +23,7 @@ from upvid.engine.temporal import crossfade_weights, window_indices
 from upvid.engine.tiles import run_tiled
 from upvid.errors import OutOfMemoryError, UsageError
 from upvid.frames import Yuv420
-from upvid.models.registry import Upscaler
+from upvid.models.upscaler import Upscaler
 
 MIN_TILE = 32
 

@@ -28,39 +28,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from upvid.errors import ModelInputError
-from upvid.models.blocks import ResidualBlocksWithInputConv, SpyNet, flow_warp
-from upvid.models.edvr import X4Head
+from upvid.models.blocks import ResidualBlocksWithInputConv, X4Head
+from upvid.models.flow import SpyNet, add_spynet_buffers, compute_flows, warp
 
-__all__ = ["BasicVSR", "add_spynet_buffers", "compute_flows", "convert_official"]
-
-
-def compute_flows(spynet: SpyNet, x: Tensor, chunk: int = 8) -> tuple[Tensor, Tensor]:
-    """Optical flows between neighbouring frames, in fp32.
-
-    Args:
-        spynet: the flow network.
-        x: ``(B, T, 3, H, W)`` RGB in [0, 1], ``T >= 2``.
-        chunk: frame pairs per SpyNet call (memory bound; the result does not depend on it).
-
-    Returns:
-        ``(forward, backward)``, each ``(B, T-1, 2, H, W)`` fp32 flows in pixels:
-        ``forward[:, i]`` warps frame ``i`` onto frame ``i+1``, ``backward[:, i]`` warps frame
-        ``i+1`` onto frame ``i``.
-    """
-    b, t, c, h, w = x.shape
-    earlier = x[:, :-1].reshape(-1, c, h, w)
-    later = x[:, 1:].reshape(-1, c, h, w)
-    fwd, bwd = [], []
-    for s in range(0, earlier.shape[0], chunk):  # SpyNet itself stays fp32 under autocast
-        e, l_ = earlier[s : s + chunk], later[s : s + chunk]
-        bwd.append(spynet(e, l_))
-        fwd.append(spynet(l_, e))
-    return torch.cat(fwd).view(b, t - 1, 2, h, w), torch.cat(bwd).view(b, t - 1, 2, h, w)
-
-
-def warp(feat: Tensor, flow: Tensor) -> Tensor:
-    """Backward-warp ``(N, C, H, W)`` features with a ``(N, 2, H, W)`` flow (zeros padding)."""
-    return flow_warp(feat, flow.permute(0, 2, 3, 1))
+__all__ = ["BasicVSR", "convert_official"]
 
 
 class BasicVSR(X4Head):
@@ -116,15 +87,6 @@ class BasicVSR(X4Head):
             backward[i] = None
             outputs.append(self._upsample(fused, x[:, i]))
         return torch.stack(outputs, dim=1)
-
-
-def add_spynet_buffers(state_dict: dict[str, Tensor], prefix: str = "spynet.") -> dict[str, Tensor]:
-    """Add SpyNet's ImageNet ``mean``/``std`` buffers under ``prefix`` when absent (constants)."""
-    out = dict(state_dict)
-    ref = SpyNet()
-    for name in ("mean", "std"):
-        out.setdefault(prefix + name, getattr(ref, name).clone())
-    return out
 
 
 def convert_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:

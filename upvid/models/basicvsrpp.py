@@ -65,20 +65,12 @@ from torch.nn import functional as F
 from torchvision.ops import deform_conv2d
 
 from upvid.errors import ModelInputError
-from upvid.models.basicvsr import add_spynet_buffers, compute_flows
-from upvid.models.blocks import (
-    PixelShufflePack,
-    ResidualBlocksWithInputConv,
-    SpyNet,
-    convert_mmedit_spynet_keys,
-    flow_warp,
-    pad_clip_to,
-)
+from upvid.models.blocks import PASSES, PixelShufflePack, ResidualBlocksWithInputConv, pad_clip_to
+from upvid.models.flow import SpyNet, add_spynet_buffers, compute_flows, convert_mmedit_spynet_keys, flow_warp
 
-__all__ = ["PASSES", "BasicVSRPlusPlus", "SecondOrderDeformableAlignment", "convert_official"]
+__all__ = ["BasicVSRPlusPlus", "SecondOrderDeformableAlignment", "convert_official"]
 
 #: The propagation passes, in the order they run (and the order their features are concatenated).
-PASSES: tuple[str, ...] = ("backward_1", "forward_1", "backward_2", "forward_2")
 
 #: The reference requires LR inputs of at least this size (SpyNet pyramid); smaller ones are padded.
 MIN_SIZE = 64

@@ -24,7 +24,7 @@ Checkpoint conversion: none. BasicSR checkpoints (``EDVR_M_x4_SR_REDS_official-3
 :func:`convert_official` only drops non-tensor entries.
 
 The pieces are reused by IconVSR (:mod:`upvid.models.iconvsr`): :class:`EDVRFeatureExtractor`
-is the network up to the fused features, :class:`X4Head` the reconstruction head shared with
+is the network up to the fused features, :class:`~upvid.models.blocks.X4Head` the reconstruction head shared with
 BasicVSR/IconVSR.
 """
 
@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from torchvision.ops import deform_conv2d
 
 from upvid.errors import ModelInputError
-from upvid.models.blocks import ResidualBlockNoBN, make_layer
+from upvid.models.blocks import ResidualBlockNoBN, X4Head, make_layer
 
 __all__ = [
     "EDVR",
@@ -44,7 +44,6 @@ __all__ = [
     "EDVRFeatureExtractor",
     "PCDAlignment",
     "TSAFusion",
-    "X4Head",
     "convert_official",
 ]
 
@@ -311,27 +310,6 @@ class EDVRFeatureExtractor(nn.Module):
         if not self.with_tsa:
             aligned = aligned.reshape(b, -1, h, w)
         return self.fusion(aligned)
-
-
-class X4Head(nn.Module):
-    """Mixin: the x4 reconstruction head of EDVR/BasicVSR/IconVSR (BasicSR names, at top level).
-
-    ``upconv1`` (C -> 4C) + shuffle, ``upconv2`` (C -> 256) + shuffle, ``conv_hr`` (64 -> 64),
-    ``conv_last`` (64 -> 3), LeakyReLU(0.1) between, plus the bilinear x4 upsampling of the LR frame.
-    """
-
-    def _build_head(self, num_feat: int) -> None:
-        self.upconv1 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1, bias=True)
-        self.upconv2 = nn.Conv2d(num_feat, 64 * 4, 3, 1, 1, bias=True)
-        self.conv_hr = nn.Conv2d(64, 64, 3, 1, 1)
-        self.conv_last = nn.Conv2d(64, 3, 3, 1, 1)
-
-    def _upsample(self, feat: Tensor, lr: Tensor) -> Tensor:
-        """``(N, C, H, W)`` features + ``(N, 3, H, W)`` LR frame -> ``(N, 3, 4H, 4W)``."""
-        out = _lrelu(F.pixel_shuffle(self.upconv1(feat), 2))
-        out = _lrelu(F.pixel_shuffle(self.upconv2(out), 2))
-        out = self.conv_last(_lrelu(self.conv_hr(out)))
-        return out + F.interpolate(lr, scale_factor=4, mode="bilinear", align_corners=False)
 
 
 class EDVR(EDVRFeatureExtractor, X4Head):

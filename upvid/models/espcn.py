@@ -10,7 +10,7 @@ with the same numerics.
 
 Network: 5x5 conv (64) -> 3x3 conv (32) -> 3x3 conv (32), tanh after each, a 1x1 conv to
 ``scale**2`` channels, pixel shuffle, sigmoid. One channel in [0, 1]: the record sets
-``channels = "y"`` so the :class:`~upvid.models.registry.Upscaler` feeds BT.601 luma and
+``channels = "y"`` so the :class:`~upvid.models.upscaler.Upscaler` feeds BT.601 luma and
 upsamples chroma bicubically.
 
 Key conversion (:func:`convert_official`): names are unchanged; the checkpoint also carries

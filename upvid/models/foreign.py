@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from upvid.errors import UsageError, WeightsError
+from upvid.models.registry import ModelRecord
 
 log = logging.getLogger("upvid")
 
@@ -92,8 +93,6 @@ def load_foreign(path: Path):
         UsageError: spandrel is not installed, or the file is not a 3-channel single-image SR model.
         WeightsError: unreadable / unsafe file, or an architecture spandrel does not know.
     """
-    from upvid.models.registry import ModelRecord
-
     try:
         from spandrel import ImageModelDescriptor, ModelLoader, canonicalize_state_dict
     except ImportError:

@@ -86,58 +86,16 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from upvid.errors import ModelInputError
-from upvid.models.blocks import Mlp, SpyNet, attention, flow_warp
+from upvid.models.blocks import PASSES, Mlp, X4Head, attention
+from upvid.models.flow import SpyNet, compute_flows, flow_warp
+from upvid.models.swin import MASK_VALUE, relative_position_index, shift_region_labels, window_partition, window_reverse
 
 __all__ = ["IART", "ImplicitWarp", "SwinFusion", "convert_official"]
 
-PASSES = ("backward_1", "forward_1", "backward_2", "forward_2")
-_MASK_VALUE = -100.0  # the reference's (finite) value for cross-region pairs in shifted windows
 _CHUNK_ELEMS = 1 << 23  # attention-mask elements per chunk of shifted windows (32 MiB in fp32)
 
 
 # ----------------------------------------------------------------------------- window helpers
-
-
-def _to_windows(x: Tensor, window: Sequence[int]) -> Tensor:
-    """``(B, D, H, W, C)`` (each a window multiple) -> ``(B * nW, wd * wh * ww, C)``."""
-    b, d, h, w, c = x.shape
-    wd, wh, ww = window
-    x = x.view(b, d // wd, wd, h // wh, wh, w // ww, ww, c)
-    return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, wd * wh * ww, c)
-
-
-def _from_windows(x: Tensor, window: Sequence[int], b: int, d: int, h: int, w: int) -> Tensor:
-    """Inverse of :func:`_to_windows`: ``(B * nW, N, C)`` -> ``(B, D, H, W, C)``."""
-    wd, wh, ww = window
-    x = x.view(b, d // wd, h // wh, w // ww, wd, wh, ww, -1)
-    return x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(b, d, h, w, -1)
-
-
-def _relative_position_index(window: Sequence[int]) -> Tensor:
-    """``(N, N)`` int64 index into the ``(2wd-1)(2wh-1)(2ww-1)``-row bias table, ``N = wd*wh*ww``."""
-    wd, wh, ww = window
-    coords = torch.stack(torch.meshgrid(torch.arange(wd), torch.arange(wh), torch.arange(ww), indexing="ij"))
-    coords = coords.flatten(1)  # (3, N)
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)  # (N, N, 3)
-    rel = rel + torch.tensor([wd - 1, wh - 1, ww - 1])
-    return rel[..., 0] * (2 * wh - 1) * (2 * ww - 1) + rel[..., 1] * (2 * ww - 1) + rel[..., 2]
-
-
-def _shift_regions(size: Sequence[int], window: Sequence[int], shift: Sequence[int], device: torch.device) -> Tensor:
-    """Region label of every token of every shifted window: ``(nW, N)`` int64.
-
-    ``size`` is the padded ``(D, H, W)``. Two tokens of a window may attend to each other freely
-    only if their labels match (the reference's ``compute_mask``, which labels three bands per
-    axis: ``[:-w]``, ``[-w:-s]``, ``[-s:]``, Python slice semantics).
-    """
-    labels = []
-    for length, w, s in zip(size, window, shift):
-        lab = torch.zeros(length, dtype=torch.long)
-        for k, band in enumerate((slice(-w), slice(-w, -s), slice(-s, None))):
-            lab[band] = k
-        labels.append(lab)
-    grid = labels[0].view(-1, 1, 1) * 9 + labels[1].view(1, -1, 1) * 3 + labels[2].view(1, 1, -1)
-    return _to_windows(grid[None, ..., None], window).squeeze(-1).to(device)
 
 
 # ----------------------------------------------------------------------------- Swin fusion
@@ -162,7 +120,7 @@ class WindowAttention3D(nn.Module):
         wd, wh, ww = window
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1), num_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.register_buffer("relative_position_index", _relative_position_index(window))
+        self.register_buffer("relative_position_index", relative_position_index(window))
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
@@ -190,7 +148,7 @@ class WindowAttention3D(nn.Module):
             for s in range(0, bw, step):
                 e = min(bw, s + step)
                 lab = regions[torch.arange(s, e, device=x.device) % nw]  # (m, N)
-                cross = (lab[:, :, None] != lab[:, None, :]).to(q.dtype) * _MASK_VALUE
+                cross = (lab[:, :, None] != lab[:, None, :]).to(q.dtype) * MASK_VALUE
                 mask = bias.unsqueeze(0) + cross.unsqueeze(1)  # (m, h, N, N)
                 out[s:e] = attention(q[s:e], k[s:e], v[s:e], attn_mask=mask, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
@@ -223,7 +181,7 @@ class SwinBlock3D(nn.Module):
         return any(s > 0 for s in self.shift)
 
     def forward(self, x: Tensor, regions: Tensor | None) -> Tensor:
-        """``(B, T, H, W, C) -> (B, T, H, W, C)``; ``regions``: see :func:`_shift_regions` (padded size)."""
+        """``(B, T, H, W, C) -> (B, T, H, W, C)``; ``regions``: see :func:`~upvid.models.swin.shift_region_labels` (padded size)."""
         b, t, h, w, _ = x.shape
         y = self.norm1(x)
         wd, wh, ww = self.window
@@ -233,8 +191,8 @@ class SwinBlock3D(nn.Module):
         _, dp, hp, wp, _ = y.shape
         if self.shifted:
             y = torch.roll(y, shifts=tuple(-s for s in self.shift), dims=(1, 2, 3))
-        y = self.attn(_to_windows(y, self.window), regions if self.shifted else None)
-        y = _from_windows(y, self.window, b, dp, hp, wp)
+        y = self.attn(window_partition(y, self.window), regions if self.shifted else None)
+        y = window_reverse(y, self.window, b, dp, hp, wp)
         if self.shifted:
             y = torch.roll(y, shifts=self.shift, dims=(1, 2, 3))
         if pt or ph or pw:
@@ -337,7 +295,7 @@ class SwinFusion(nn.Module):
         centre = x[:, t // 2]
         y = self.patch_embed.norm(x.permute(0, 1, 3, 4, 2))  # (B, T, H, W, C)
         padded = [n + (-n) % m for n, m in zip((t, h, w), self.window)]
-        regions = _shift_regions(padded, self.window, self.shift, x.device)
+        regions = shift_region_labels(padded, self.window, self.shift, x.device)
         for layer in self.layers:
             y = layer(y, regions)
         y = self.norm(y[:, t // 2]).permute(0, 3, 1, 2)
@@ -447,7 +405,7 @@ class ImplicitWarp(nn.Module):
 # ----------------------------------------------------------------------------- IART
 
 
-class IART(nn.Module):
+class IART(X4Head):
     """IART x4 video super-resolution (recurrent, bidirectional, second order).
 
     Args:
@@ -479,23 +437,7 @@ class IART(nn.Module):
         )
         self.implicit_warp = ImplicitWarp(embed_dim, num_heads[0], pe_temperature)
         self.conv_before_upsample = nn.Conv2d(embed_dim, mid_channels, 3, 1, 1)
-        self.upconv1 = nn.Conv2d(mid_channels, mid_channels * 4, 3, 1, 1)
-        self.upconv2 = nn.Conv2d(mid_channels, 64 * 4, 3, 1, 1)
-        self.conv_hr = nn.Conv2d(64, 64, 3, 1, 1)
-        self.conv_last = nn.Conv2d(64, 3, 3, 1, 1)
-
-    def _flows(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(flows_forward, flows_backward)``, each ``(B, T-1, 2, H, W)`` fp32.
-
-        ``flows_backward[:, i]`` maps frame ``i`` to ``i + 1`` (used by the backward passes),
-        ``flows_forward[:, i]`` maps frame ``i + 1`` to ``i``.
-        """
-        b, t, c, h, w = x.shape
-        a = x[:, :-1].reshape(-1, c, h, w)
-        z = x[:, 1:].reshape(-1, c, h, w)
-        backward = self.spynet(a, z).view(b, t - 1, 2, h, w)
-        forward = self.spynet(z, a).view(b, t - 1, 2, h, w)
-        return forward, backward
+        self._build_head(mid_channels)
 
     def _propagate(
         self, feats: list[Tensor | None], flows: Tensor | None, name: str, sink: Callable[[int, Tensor], None] | None = None
@@ -538,12 +480,7 @@ class IART(nn.Module):
 
     def _reconstruct(self, feat: Tensor, lr: Tensor) -> Tensor:
         """``(B, C, H, W)`` feature + ``(B, 3, H, W)`` LR frame -> ``(B, 3, 4H, 4W)``."""
-        x = self.conv_before_upsample(feat)
-        x = F.leaky_relu(F.pixel_shuffle(self.upconv1(x), 2), 0.1)
-        x = F.leaky_relu(F.pixel_shuffle(self.upconv2(x), 2), 0.1)
-        x = F.leaky_relu(self.conv_hr(x), 0.1)
-        x = self.conv_last(x)
-        return x + F.interpolate(lr, scale_factor=4, mode="bilinear", align_corners=False)
+        return self._upsample(self.conv_before_upsample(feat), lr)
 
     def forward(self, x: Tensor) -> Tensor:
         """Super-resolve a clip.
@@ -561,7 +498,7 @@ class IART(nn.Module):
             raise ModelInputError(f"IART: expected (B, T, 3, H, W), got {tuple(x.shape)}")
         t = x.shape[1]
         feats: list[Tensor | None] = [self.conv_first(x[:, i]) for i in range(t)]
-        flows_fwd, flows_bwd = self._flows(x) if t > 1 else (None, None)
+        flows_fwd, flows_bwd = compute_flows(self.spynet, x) if t > 1 else (None, None)
         for name in PASSES[:-1]:
             feats = self._propagate(feats, flows_bwd if name.startswith("backward") else flows_fwd, name)
         frames: list[Tensor | None] = [None] * t
@@ -597,7 +534,7 @@ def convert_official(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
             out[key] = value
     out.setdefault("spynet.mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
     out.setdefault("spynet.std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-    index = _relative_position_index(window)
+    index = relative_position_index(window)
     for key in [k for k in out if k.endswith("attn.relative_position_bias_table")]:
         out.setdefault(key.replace("relative_position_bias_table", "relative_position_index"), index.clone())
     out.setdefault("implicit_warp.position_bias", ImplicitWarp.window_encoding(2, embed, 0.01))

@@ -35,9 +35,9 @@ from torch.nn import functional as F
 
 from upvid.engine.temporal import reflect_index
 from upvid.errors import ModelInputError
-from upvid.models.basicvsr import add_spynet_buffers, compute_flows, warp
-from upvid.models.blocks import ResidualBlocksWithInputConv, SpyNet
-from upvid.models.edvr import EDVRFeatureExtractor, X4Head
+from upvid.models.blocks import ResidualBlocksWithInputConv, X4Head
+from upvid.models.flow import SpyNet, add_spynet_buffers, compute_flows, warp
+from upvid.models.edvr import EDVRFeatureExtractor
 
 __all__ = ["IconVSR", "convert_official", "keyframe_window"]
 

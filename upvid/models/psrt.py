@@ -74,11 +74,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from upvid.errors import ModelInputError
-from upvid.models.basicvsr import add_spynet_buffers, compute_flows
-from upvid.models.blocks import Mlp, SpyNet, attention, flow_warp, pad_clip_to
+from upvid.models.blocks import PASSES, Mlp, X4Head, attention, pad_clip_to
+from upvid.models.flow import SpyNet, add_spynet_buffers, compute_flows, flow_warp
+from upvid.models.swin import MASK_VALUE, shift_region_labels, window_partition
 
 __all__ = [
-    "PASSES",
     "PSRTRecurrent",
     "PatchAlignTransformer",
     "SwinBlock3D",
@@ -88,7 +88,6 @@ __all__ = [
 ]
 
 #: The propagation passes, in the order they run.
-PASSES: tuple[str, ...] = ("backward_1", "forward_1", "backward_2", "forward_2")
 
 #: The reference requires LR inputs of at least this size; smaller ones are padded.
 MIN_SIZE = 64
@@ -97,7 +96,7 @@ MIN_SIZE = 64
 PATCH = 8
 
 #: Logit offset between tokens of different regions in shifted windows (the reference's value).
-SHIFT_MASK_VALUE = -100.0
+SHIFT_MASK_VALUE = MASK_VALUE
 
 
 def patch_align_warp(x: Tensor, flow: Tensor, patch: int = PATCH) -> Tensor:
@@ -125,13 +124,6 @@ def patch_align_warp(x: Tensor, flow: Tensor, patch: int = PATCH) -> Tensor:
     return flow_warp(x, f.permute(0, 2, 3, 1), interp_mode="nearest", padding_mode="zeros", align_corners=True)
 
 
-def _window_partition(x: Tensor, ws: tuple[int, int, int]) -> Tensor:
-    """``(B, D, H, W, C)`` (multiples of ``ws``) -> ``(B * nW, wd * wh * ww, C)``, windows in (D, H, W) order."""
-    b, d, h, w, c = x.shape
-    x = x.view(b, d // ws[0], ws[0], h // ws[1], ws[1], w // ws[2], ws[2], c)
-    return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(-1, ws[0] * ws[1] * ws[2], c)
-
-
 class _WindowPlan:
     """Token gathers for one input size: padding, cyclic shift and window partition as one index.
 
@@ -140,7 +132,7 @@ class _WindowPlan:
     order, tokens in (d, h, w) order), or ``T*H*W`` (an appended zero token) for padding;
     ``scatter[p]`` is the window-token that holds source position ``p``. One set for plain windows,
     one for windows of the map cyclically shifted by ``-shift`` (``torch.roll`` semantics).
-    ``labels`` are the region ids of the shifted windows (:func:`_region_labels`).
+    ``labels`` are the region ids of the shifted windows (:func:`~upvid.models.swin.shift_region_labels`).
     """
 
     def __init__(self, size: tuple[int, int, int], ws: tuple[int, int, int], shift: tuple[int, int, int],
@@ -149,7 +141,7 @@ class _WindowPlan:
         padded = tuple(n + (-n) % k for n, k in zip(size, ws))
         self.size = size
         self.padded_input = padded != tuple(size)
-        self.labels = _region_labels(padded, ws, shift, device)
+        self.labels = shift_region_labels(padded, ws, shift, device)
         self.num_windows = self.labels.shape[0]
         axes = [torch.arange(n, device=device) for n in padded]
         self.gather: dict[bool, Tensor] = {}
@@ -161,33 +153,11 @@ class _WindowPlan:
             src = (dd.view(-1, 1, 1) * h + hh.view(1, -1, 1)) * w + ww.view(1, 1, -1)
             valid = (dd.view(-1, 1, 1) < t) & (hh.view(1, -1, 1) < h) & (ww.view(1, 1, -1) < w)
             src = torch.where(valid, src, t * h * w)
-            gather = _window_partition(src[None, ..., None], ws).reshape(-1)
+            gather = window_partition(src[None, ..., None], ws).reshape(-1)
             keep = gather < t * h * w
             scatter = torch.empty(t * h * w, dtype=torch.long, device=device)
             scatter[gather[keep]] = torch.arange(gather.numel(), device=device)[keep]
             self.gather[shifted], self.scatter[shifted] = gather, scatter
-
-
-def _region_labels(
-    size: tuple[int, int, int], ws: tuple[int, int, int], shift: tuple[int, int, int], device: torch.device
-) -> Tensor:
-    """Region id of every token of the cyclically shifted padded map, per window.
-
-    Along each axis of padded length ``P`` the regions are ``[0, P - w)``, ``[P - w, P - s)`` and
-    ``[P - s, P)``; a token's id combines its three axis regions. Tokens of one window attend to
-    each other freely only when their ids match.
-
-    Returns:
-        ``(nW, N)`` int tensor (``nW`` windows of one batch item, ``N`` tokens per window).
-    """
-    axes = []
-    for p, w, s in zip(size, ws, shift):
-        lab = torch.zeros(p, dtype=torch.int32, device=device)
-        lab[max(p - w, 0):] = 1
-        lab[max(p - s, 0):] = 2
-        axes.append(lab)
-    ids = axes[0].view(-1, 1, 1) * 9 + axes[1].view(1, -1, 1) * 3 + axes[2].view(1, 1, -1)
-    return _window_partition(ids[None, ..., None], ws).squeeze(-1)
 
 
 class WindowAttention3D(nn.Module):
@@ -437,7 +407,7 @@ class PatchAlignTransformer(nn.Module):
         return self.conv_after_body(feat) + centre
 
 
-class PSRTRecurrent(nn.Module):
+class PSRTRecurrent(X4Head):
     """PSRT-recurrent x4 (official ``BasicRecurrentSwin`` parameter names).
 
     Args:
@@ -473,19 +443,11 @@ class PSRTRecurrent(nn.Module):
             for name in PASSES
         })
         self.conv_before_upsample = nn.Conv2d(embed_dim, mid_channels, 3, 1, 1)
-        self.upconv1 = nn.Conv2d(mid_channels, mid_channels * 4, 3, 1, 1)
-        self.upconv2 = nn.Conv2d(mid_channels, 64 * 4, 3, 1, 1)
-        self.conv_hr = nn.Conv2d(64, 64, 3, 1, 1)
-        self.conv_last = nn.Conv2d(64, 3, 3, 1, 1)
+        self._build_head(mid_channels)
 
     def _reconstruct(self, feat: Tensor, lr: Tensor) -> Tensor:
         """``feat``: ``(B, C, H, W)``; ``lr``: ``(B, 3, H, W)`` -> ``(B, 3, 4H, 4W)``."""
-        hr = self.conv_before_upsample(feat)
-        hr = F.leaky_relu(F.pixel_shuffle(self.upconv1(hr), 2), 0.1)
-        hr = F.leaky_relu(F.pixel_shuffle(self.upconv2(hr), 2), 0.1)
-        hr = F.leaky_relu(self.conv_hr(hr), 0.1)
-        hr = self.conv_last(hr)
-        return hr + F.interpolate(lr, scale_factor=4, mode="bilinear", align_corners=False)
+        return self._upsample(self.conv_before_upsample(feat), lr)
 
     def forward(self, x: Tensor) -> Tensor:
         """Super-resolve a clip.

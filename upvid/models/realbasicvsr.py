@@ -27,8 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from upvid.errors import ModelInputError
-from upvid.models.basicvsr import BasicVSR, add_spynet_buffers
-from upvid.models.blocks import ResidualBlocksWithInputConv, convert_mmedit_spynet_keys
+from upvid.models.basicvsr import BasicVSR
+from upvid.models.blocks import ResidualBlocksWithInputConv
+from upvid.models.flow import add_spynet_buffers, convert_mmedit_spynet_keys
 
 __all__ = ["RealBasicVSR", "convert_official"]
 

@@ -77,11 +77,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from upvid.errors import ModelInputError
-from upvid.models.basicvsr import add_spynet_buffers, compute_flows
-from upvid.models.blocks import SpyNet, flow_warp
+from upvid.models.blocks import PASSES, Mlp
+from upvid.models.flow import SpyNet, add_spynet_buffers, compute_flows, flow_warp
+from upvid.models.swin import relative_position_index, shift_mask, shift_region_labels, window_partition, window_reverse
 
 __all__ = [
-    "PASSES",
     "RVRT",
     "GuidedDeformableAttention",
     "RSTBWithInputConv",
@@ -90,33 +90,9 @@ __all__ = [
 ]
 
 #: The recurrent passes, in the order they run (and the order their features are concatenated).
-PASSES: tuple[str, ...] = ("backward_1", "forward_1", "backward_2", "forward_2")
 
 #: Budget (elements) of one band of deformably sampled keys/values.
 _SAMPLE_BUDGET = 1 << 25
-
-
-class Mlp(nn.Module):
-    """``fc2(GELU(fc1(x)))`` on the last dimension."""
-
-    def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_features, out_features or in_features)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(..., in) -> (..., out)``."""
-        return self.fc2(self.act(self.fc1(x)))
-
-
-def _relative_position_index(window: Sequence[int]) -> Tensor:
-    """``(N, N)`` index into the ``(2Wd-1)(2Wh-1)(2Ww-1)`` bias table for a window of ``N`` tokens."""
-    wd, wh, ww = window
-    coords = torch.stack(torch.meshgrid(torch.arange(wd), torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1)
-    rel = coords[:, :, None] - coords[:, None, :]  # (3, N, N)
-    rel = rel + torch.tensor([wd - 1, wh - 1, ww - 1]).view(3, 1, 1)
-    return rel[0] * (2 * wh - 1) * (2 * ww - 1) + rel[1] * (2 * ww - 1) + rel[2]
 
 
 class WindowAttention(nn.Module):
@@ -135,7 +111,7 @@ class WindowAttention(nn.Module):
         wd, wh, ww = window_size
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1), num_heads))
-        self.register_buffer("relative_position_index", _relative_position_index(window_size), persistent=False)
+        self.register_buffer("relative_position_index", relative_position_index(window_size), persistent=False)
         self.qkv_self = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
@@ -175,37 +151,6 @@ def _effective_window(size: Sequence[int], window: Sequence[int], shift: Sequenc
     return win, sh
 
 
-def _partition(x: Tensor, win: Sequence[int]) -> Tensor:
-    """``(B, D, H, W, C)`` (multiples of ``win``) -> ``(B, nW, N, C)``, windows in (d, h, w) order."""
-    b, d, h, w, c = x.shape
-    wd, wh, ww = win
-    x = x.view(b, d // wd, wd, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 5, 2, 4, 6, 7)
-    return x.reshape(b, -1, wd * wh * ww, c)
-
-
-def _unpartition(x: Tensor, win: Sequence[int], d: int, h: int, w: int) -> Tensor:
-    """Inverse of :func:`_partition`."""
-    b, c = x.shape[0], x.shape[-1]
-    wd, wh, ww = win
-    x = x.view(b, d // wd, h // wh, w // ww, wd, wh, ww, c).permute(0, 1, 4, 2, 5, 3, 6, 7)
-    return x.reshape(b, d, h, w, c)
-
-
-def _shift_mask(size: Sequence[int], win: Sequence[int], shift: Sequence[int], device: torch.device) -> Tensor:
-    """``(nW, N, N)`` mask, -100 between tokens from different regions of a cyclically shifted window."""
-    ids = []
-    for length, w, s in zip(size, win, shift):
-        pos = torch.arange(length, device=device)
-        if s > 0:
-            ids.append((pos >= length - w).long() + (pos >= length - s).long())
-        else:
-            ids.append(torch.zeros_like(pos))
-    region = ids[0].view(-1, 1, 1) * 9 + ids[1].view(1, -1, 1) * 3 + ids[2].view(1, 1, -1)
-    win_ids = _partition(region[None, ..., None].float(), win)[0, :, :, 0]  # (nW, N)
-    diff = win_ids.unsqueeze(1) - win_ids.unsqueeze(2)
-    return torch.where(diff != 0, -100.0, 0.0).to(torch.float32)
-
-
 class SwinLayer(nn.Module):
     """Pre-norm (shifted-)window attention + pre-norm MLP, both residual (channels-last).
 
@@ -237,13 +182,15 @@ class SwinLayer(nn.Module):
         shifted = any(s > 0 for s in shift)
         if shifted:
             x = torch.roll(x, shifts=(-shift[0], -shift[1], -shift[2]), dims=(1, 2, 3))
-        y = _unpartition(self.attn(_partition(x, win), mask if shifted else None), win, dp, hp, wp)
+        b, n = x.shape[0], win[0] * win[1] * win[2]
+        windows = window_partition(x, win).view(b, -1, n, x.shape[-1])  # (B, nW, N, C)
+        y = window_reverse(self.attn(windows, mask if shifted else None).flatten(0, 1), win, b, dp, hp, wp)
         if shifted:
             y = torch.roll(y, shifts=shift, dims=(1, 2, 3))
         return y[:, :d, :h, :w]
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        """``(B, D, H, W, C) -> (B, D, H, W, C)``; ``mask`` from :func:`_shift_mask` for shifted layers."""
+        """``(B, D, H, W, C) -> (B, D, H, W, C)``; ``mask`` from :func:`~upvid.models.swin.shift_mask` for shifted layers."""
         x = x + self._attend(x, mask)
         return x + self.mlp(self.norm2(x))
 
@@ -271,7 +218,7 @@ class RSTB(nn.Module):
         size = x.shape[1:4]
         win, shift = _effective_window(size, self.window_size, tuple(w // 2 for w in self.window_size))
         padded = [math.ceil(s / w) * w for s, w in zip(size, win)]
-        mask = _shift_mask(padded, win, shift, x.device) if any(s > 0 for s in shift) else None
+        mask = shift_mask(shift_region_labels(padded, win, shift, x.device)) if any(s > 0 for s in shift) else None
         y = x
         for layer in self.layers:
             y = layer(y, mask)
@@ -413,7 +360,7 @@ class GuidedDeformableAttention(nn.Module):
         self.proj_k = nn.Linear(channels, proj)
         self.proj_v = nn.Linear(channels, proj)
         self.proj = nn.Linear(proj, channels)
-        self.mlp = Mlp(channels, channels * 2, channels)
+        self.mlp = Mlp(channels, channels * 2)
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, v_warped: Sequence[Tensor], flows: Sequence[Tensor],
                 return_flows: bool) -> Tensor | tuple[Tensor, Tensor, Tensor]:

@@ -34,19 +34,17 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from upvid.errors import UsageError, WeightsError
+from upvid.models.registry import ModelRecord, import_object
 from upvid.models.sources import Source, SourceFailed, fetch_from, sources_of
 
 log = logging.getLogger("upvid")
-
-if TYPE_CHECKING:
-    from upvid.models.registry import ModelRecord
 
 _FILE_FIELDS = {
     "repo_id", "filename", "revision", "url", "sha256", "sha256_prefix", "also_sha256", "local_names",
@@ -312,8 +310,6 @@ def load_embedded(record: ModelRecord) -> dict[str, Tensor]:
 
 
 def _resolve(record: ModelRecord, weights_dir: Path | None, *, embedded: bool = True) -> tuple[dict[str, Tensor], Path]:
-    from upvid.models.registry import import_object
-
     specs = file_specs(record)
     if not specs:
         raise WeightsError(f"model {record.name!r} has no weights record")
