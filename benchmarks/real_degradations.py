@@ -23,6 +23,7 @@ download their parameters or networks at first use.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -85,8 +86,7 @@ def models(weights_dir: Path, general_dir: Path | None):
 def run(model, frames: list[np.ndarray], size: tuple[int, int] | None = None) -> list[np.ndarray]:
     from upvid.engine import Engine, EngineConfig
 
-    cfg = EngineConfig.for_model(model)
-    cfg.out_size = size
+    cfg = dataclasses.replace(EngineConfig.for_model(model), out_size=size)
     with torch.no_grad():
         return list(Engine(model, cfg).run(iter(frames)))
 

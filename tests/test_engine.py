@@ -180,7 +180,7 @@ def test_oom_backs_off_to_smaller_tiles_without_losing_frames():
     frames = _frames(7, 128, 128)
     eng = Engine(model, EngineConfig(chunk=4, overlap=1, tile=0, tile_overlap=16))
     out = list(eng.run(frames))
-    assert len(out) == 7 and eng.times.oom_retries >= 1 and eng.cfg.tile <= 70
+    assert len(out) == 7 and eng.times.oom_retries >= 1 and eng.layout.tile <= 70
     ref = list(upscale_frames(_recurrent(_PerFrame(), 4, 1), frames))
     assert max(np.abs(a.astype(int) - b).max() for a, b in zip(out, ref)) <= 1
     with pytest.raises(OutOfMemoryError):

@@ -5,6 +5,7 @@ The protocol and the ``upvid.bench.speed/1`` schema are in :mod:`upvid.bench`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -289,6 +290,8 @@ def _speed(model_name: str, video: str, opts: SpeedOptions, workdir: str | None,
     with tempfile.TemporaryDirectory(prefix="upvid-speed-", dir=workdir) as d:
         out_path = Path(d) / "out.mp4"
 
+        layouts: list[Any] = []
+
         def once() -> SpeedRun:
             reset = reset_peak_rss()
             if cuda:
@@ -299,9 +302,11 @@ def _speed(model_name: str, video: str, opts: SpeedOptions, workdir: str | None,
                                  preset=preset, pix_fmt=pix_fmt, copy_streams=False)
             try:
                 # as `upvid IN OUT` does: on CUDA the colour conversions run in the engine (4:2:0 both ways)
-                cfg.yuv_out = writer.yuv_target if cuda else None
+                run_cfg = dataclasses.replace(cfg, yuv_out=writer.yuv_target if cuda else None)
                 src = islice(read_frames(video, info, high_bit_depth=False, yuv=cuda), frames)
-                stats = run_pipeline(src, Engine(net, cfg), writer.write)
+                engine = Engine(net, run_cfg)
+                stats = run_pipeline(src, engine, writer.write)
+                layouts.append(engine.layout)  # as the planner and the OOM back-off left it
                 t_flush = time.perf_counter()
                 writer.close()
             except BaseException:
@@ -331,7 +336,8 @@ def _speed(model_name: str, video: str, opts: SpeedOptions, workdir: str | None,
     return SpeedResult(
         model=model_name, pretrained=bool(opts.pretrained and net.record.weights), scale=s, device=str(dev),
         device_name=torch.cuda.get_device_name(dev) if cuda else cpu_name(), dtype=DTYPE_NAMES[dt],
-        engine={"chunk": cfg.chunk, "overlap": cfg.overlap, "tile": cfg.tile, "tile_overlap": cfg.tile_overlap},
+        engine={"chunk": layouts[-1].chunk, "overlap": cfg.overlap, "tile": layouts[-1].tile,
+                "tile_overlap": layouts[-1].tile_overlap},
         input={"source": source_label, "codec": info.codec, "frames": n, "lr_size": [info.height, info.width],
                "hr_size": [info.height * s, info.width * s]},
         encoder={"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt},

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from upvid.engine.upscale import Engine
+from upvid.engine.upscale import Engine, queue_size as default_queue_size
 from upvid.frames import Yuv420
 
 _END = object()
@@ -89,7 +89,7 @@ def run_pipeline(
             :class:`~upvid.frames.Yuv420`; ``.pts`` int or None), in order.
         engine: the configured engine.
         sink: called as ``sink(hr_rgb, pts)`` for each output frame, in order, from the encoder thread.
-        queue_size: bound of each queue in frames (default: twice the engine's chunk).
+        queue_size: bound of each queue in frames (default: :func:`upvid.engine.upscale.queue_size`).
         on_frame: progress callback with the number of frames written so far.
         cuts: scene cuts, found as the engine reads the frames (see :meth:`Engine.run`).
         first: index of the first frame of ``source`` in the video.
@@ -100,7 +100,7 @@ def run_pipeline(
     Raises:
         Whatever a stage raised (the first error), or KeyboardInterrupt.
     """
-    size = queue_size or max(4, 2 * engine.cfg.chunk)
+    size = queue_size or default_queue_size(engine.cfg)
     q_in: queue.Queue = queue.Queue(maxsize=size)
     q_out: queue.Queue = queue.Queue(maxsize=size)
     stop = threading.Event()

@@ -28,9 +28,10 @@ from upvid.models.upscaler import Upscaler
 MIN_TILE = 32
 
 
-@dataclass
+@dataclass(frozen=True)
 class EngineConfig:
-    """How frames are cut for the model.
+    """How frames are cut for the model: the settings, fixed for the engine's life. What the CUDA
+    planner and the out-of-memory back-off change while it runs is the engine's :class:`Layout`.
 
     Attributes:
         chunk: recurrent: clip length in frames; sliding window: windows (output frames) per model call.
@@ -110,6 +111,32 @@ class EngineConfig:
                    compile=compile)
 
 
+@dataclass
+class Layout:
+    """The cut an :class:`Engine` uses now: starts as its config's, then sized by the CUDA planner
+    at the first frame and shrunk by the out-of-memory back-off.
+
+    Attributes:
+        chunk: recurrent: clip length; sliding window: windows per model call.
+        tile, tile_overlap: spatial tile and its overlap in LR px (tile 0: whole frame).
+        tile_batch: tiles per model call.
+    """
+
+    chunk: int
+    tile: int
+    tile_overlap: int
+    tile_batch: int
+
+    @classmethod
+    def of(cls, cfg: EngineConfig) -> Layout:
+        return cls(cfg.chunk, cfg.tile, cfg.tile_overlap, cfg.tile_batch)
+
+
+def queue_size(cfg: EngineConfig) -> int:
+    """Frames each pipeline queue holds (decoded inputs, finished outputs): two clips, at least 4."""
+    return max(4, 2 * cfg.chunk)
+
+
 def default_overlap(record_overlap: int, record_clip: int, clip: int) -> int:
     """The overlap for a clip of ``clip`` frames when only the clip length is given: the record's
     ``record_overlap`` for ``record_clip`` frames, scaled in proportion and rounded, less than ``clip``
@@ -147,6 +174,7 @@ class Engine:
     def __init__(self, model: Upscaler, config: EngineConfig) -> None:
         self.model = model
         self.cfg = config
+        self.layout = Layout.of(config)
         self.times = StageTimes()
         self._planned = False
         self._pinned: dict[tuple, list[Tensor]] = {}  # two reused pinned staging buffers per chunk shape
@@ -165,14 +193,15 @@ class Engine:
             return
         from upvid.engine.planner import plan
 
-        frames = self.cfg.chunk if self.model.family == "recurrent" else self.model.record.frames
-        p = plan(self.model, self.cfg.device, self.cfg.dtype, frames, height, width, self.cfg.tile, self.cfg.chunk)
+        lay = self.layout
+        frames = lay.chunk if self.model.family == "recurrent" else self.model.record.frames
+        p = plan(self.model, self.cfg.device, self.cfg.dtype, frames, height, width, lay.tile, lay.chunk)
         if self.cfg.auto_tile:
-            self.cfg.tile = p.tile
+            lay.tile = p.tile
             if p.tile:
-                self.cfg.tile_overlap = min(self.cfg.tile_overlap, p.tile // 4)
+                lay.tile_overlap = min(lay.tile_overlap, p.tile // 4)
         if self.cfg.auto_chunk:
-            self.cfg.chunk = p.chunk
+            lay.chunk = p.chunk
 
     # -- tensor helpers ------------------------------------------------------------------
     def _to_tensor(self, frames: list[np.ndarray] | list[Yuv420]) -> Tensor:
@@ -258,8 +287,8 @@ class Engine:
         while True:
             t0 = time.perf_counter()
             try:
-                y = run_tiled(self._forward, x, self.model.scale, self.cfg.tile, self.cfg.tile_overlap,
-                              tile_batch=self.cfg.tile_batch)
+                lay = self.layout
+                y = run_tiled(self._forward, x, self.model.scale, lay.tile, lay.tile_overlap, tile_batch=lay.tile_batch)
                 self.times.model_s += time.perf_counter() - t0
                 return y
             except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
@@ -271,18 +300,19 @@ class Engine:
         if self.cfg.device.type == "cuda":
             torch.cuda.empty_cache()
         self.times.oom_retries += 1
-        if self.cfg.tile_batch > 1:
-            self.cfg.tile_batch //= 2
+        lay = self.layout
+        if lay.tile_batch > 1:
+            lay.tile_batch //= 2
             return
-        current = self.cfg.tile or max(size)
+        current = lay.tile or max(size)
         new = (current // 2) // 8 * 8
         if new < MIN_TILE:
             raise OutOfMemoryError(
                 f"out of memory on {self.cfg.device} even with {current} px tiles; "
                 "try --device cpu, a smaller --chunk, or a lighter model"
             ) from err
-        self.cfg.tile = new
-        self.cfg.tile_overlap = min(self.cfg.tile_overlap, new // 4)
+        lay.tile = new
+        lay.tile_overlap = min(lay.tile_overlap, new // 4)
 
     # -- streaming -----------------------------------------------------------------------
     def run(self, frames: Iterable[np.ndarray], cuts: CutFinder | None = None, first: int = 0) -> Iterator[np.ndarray]:
@@ -318,7 +348,7 @@ class Engine:
         dtype = None
         while n is None or centre < n:
             batch: list[list[int]] = []
-            while len(batch) < self.cfg.chunk and (n is None or centre + len(batch) < n):
+            while len(batch) < self.layout.chunk and (n is None or centre + len(batch) < n):
                 idx = window_indices(centre + len(batch), frames_n, n, last, padding)
                 if idx is None:
                     try:
@@ -351,7 +381,7 @@ class Engine:
                 del cache[j]
 
     def _run_recurrent(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        L, O = self.cfg.chunk, self.cfg.overlap
+        L, O = self.layout.chunk, self.cfg.overlap
         frames: dict[int, np.ndarray] = {}  # decoded frames still needed (at most the last L)
         pending: dict[int, Tensor] = {}     # partial outputs of the previous clip's overlap
         n_read = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from upvid.engine.pipeline import run_pipeline
+from upvid.engine.upscale import queue_size
 from upvid.engine.shots import ResumedCuts, cut_finder
 from upvid.errors import EncodeError, InputError, OutputError, UpvidError, UsageError
 from upvid.io.codecs import check_encoder_options, check_frame_size, choose_pix_fmt, default_codec, yuv420_target
@@ -56,14 +58,24 @@ class EngineFactory:
             self.dtype = resolve_dtype(self.opts.dtype, self.device, half=rec.half, bfloat16=rec.bfloat16)
         return self.net
 
-    def engine(self):
-        from upvid.engine import Engine, EngineConfig
+    def config(self):
+        """The job's :class:`~upvid.engine.EngineConfig` (the model's record, overridden by the options).
+
+        Raises:
+            UsageError: inconsistent chunk/overlap/tile options.
+        """
+        from upvid.engine import EngineConfig
 
         o = self.opts
-        cfg = EngineConfig.for_model(self.load(), chunk=o.chunk, overlap=o.overlap, tile=o.tile,
-                                     tile_overlap=o.tile_overlap, device=self.device, dtype=self.dtype,
-                                     compile=o.compile)
-        return Engine(self.net, cfg)
+        return EngineConfig.for_model(self.load(), chunk=o.chunk, overlap=o.overlap, tile=o.tile,
+                                      tile_overlap=o.tile_overlap, device=self.device, dtype=self.dtype,
+                                      compile=o.compile)
+
+    def engine(self, cfg):
+        """A fresh :class:`~upvid.engine.Engine` for one job with settings ``cfg``."""
+        from upvid.engine import Engine
+
+        return Engine(self.load(), cfg)
 
 
 class GlobalError(Exception):
@@ -115,16 +127,18 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
         deep = (opts.bit_depth or info.bit_depth) > 8
     try:
         net = engines.load()
-        engine = engines.engine()
+        cfg = engines.config()
     except UpvidError as e:
         raise GlobalError(e) from e
     s = net.scale
     size = output_size(info.width, info.height, s, opts)
-    if size != (info.width * s, info.height * s):
-        engine.cfg.out_size = size
-    queue = max(4, 2 * engine.cfg.chunk)
-    device_clip = 1 if engine.cfg.auto_chunk else engine.cfg.chunk  # the CUDA planner may shrink window batches
-    check_memory(info, s, engine.cfg.chunk, queue, deep, engines.device, device_clip)
+    on_device = opts.colour_on_device if opts.colour_on_device is not None else engines.device.type == "cuda"
+    yuv_out = None
+    if on_device and not image_out and not deep:  # 4:2:0 planes both ways, converted on the GPU
+        yuv_out = yuv420_target(info, size[0], size[1], pix_fmt)
+    cfg = dataclasses.replace(cfg, yuv_out=yuv_out, out_size=None if size == (info.width * s, info.height * s) else size)
+    device_clip = 1 if cfg.auto_chunk else cfg.chunk  # the CUDA planner may shrink window batches
+    check_memory(info, s, cfg.chunk, queue_size(cfg), deep, engines.device, device_clip)
     check_frame_size(*size)
     work = work_dir_for(out)
     journal = open_journal(work, fingerprint(inp, out, opts, net, codec, pix_fmt), opts.resume)
@@ -134,7 +148,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
                       detector=opts.scene_detector, threshold=opts.scene_threshold, time_of=clock.times.get,
                       frame_of=clock.numbers.get)
     at_cut = done > 0 and cuts is not None and done in journal.cuts
-    start = max(0, done - warmup_frames(net, engine.cfg)) if done and not at_cut else done
+    start = max(0, done - warmup_frames(net, cfg)) if done and not at_cut else done
     if done and cuts is not None:
         cuts = ResumedCuts(journal.cuts, done, cuts)
     sink: Sink | None = None
@@ -146,9 +160,6 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
                 sink = ImageSink(journal, done - start, opts)
             else:
                 sink = VideoSink(journal, done - start, opts, info, out, size, codec, pix_fmt)
-            on_device = opts.colour_on_device if opts.colour_on_device is not None else engines.device.type == "cuda"
-            if on_device and not image_out and not deep:  # 4:2:0 planes both ways, converted on the GPU
-                engine.cfg.yuv_out = yuv420_target(info, size[0], size[1], pix_fmt)
             planar = on_device and not image_in and not deep
             frames = (read_image_frames(info, high_bit_depth=deep, span=opts.span) if image_in
                       else read_frames(inp, info, high_bit_depth=deep, yuv=planar, span=opts.span))
@@ -156,7 +167,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             total = 0 if opts.span else info.frames
             cb = (lambda n: on_frame(start + n, total)) if on_frame is not None else None
             sink.cuts = cuts
-            run_pipeline(source, engine, sink, on_frame=cb, cuts=cuts, first=start)
+            run_pipeline(source, engines.engine(cfg), sink, on_frame=cb, cuts=cuts, first=start)
             if opts.span is not None and clock.window is not None:
                 journal.window = list(clock.window)
             sink.finish()
