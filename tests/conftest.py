@@ -1,29 +1,16 @@
-"""Shared test fixtures: paths to the shared real data, and small real clips made with PyAV."""
+"""Shared test fixtures: small real clips made with PyAV (paths to the shared data: :mod:`tests.data`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("UPVID_SHARED_DATA", REPO.parent / "shared" / "data"))
-VID4 = SHARED / "vid4" / "GT"
-VIDEOS = SHARED / "video"
-WEIGHTS = SHARED / "weights"
+from tests.data import REPO, vid4_lr
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-
-
-def need(path: Path) -> Path:
-    """Skip the test with a clear message when a piece of shared data is absent."""
-    if not path.exists():
-        pytest.skip(f"shared test data not found: {path} (expected ../shared/data beside the repo, "
-                    "or set UPVID_SHARED_DATA)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -31,20 +18,6 @@ def realshort() -> Path:
     """320x240 H.264 + AAC, 36 frames, 1.2 s (imageio's clip, shipped in upvid/data/ as the
     README's sample; the same bytes as ../shared/data/video/imageio/realshort.mp4)."""
     return REPO / "upvid" / "data" / "realshort.mp4"
-
-
-def vid4_lr(seq: str = "calendar", n: int | None = None, scale: int = 4) -> list[np.ndarray]:
-    """LR frames of a Vid4 sequence, ``(H/scale, W/scale, 3)`` uint8 (antialiased bicubic)."""
-    from upvid.io.images import read_image_folder
-
-    out = []
-    for i, f in enumerate(read_image_folder(need(VID4 / seq))):
-        if n is not None and i >= n:
-            break
-        x = torch.from_numpy(f).permute(2, 0, 1)[None].float()
-        y = torch.nn.functional.interpolate(x, scale_factor=1 / scale, mode="bicubic", antialias=True)
-        out.append(y.round().clamp(0, 255).byte()[0].permute(1, 2, 0).numpy())
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@ SAR, subtitles, several audio tracks, chapters; and helpers to inspect what upvi
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -158,33 +156,3 @@ def describe(path: Path) -> dict:
                     info["subtitles"].append((round(float(p.pts * p.time_base), 2), bytes(p)))
     info["first_rgb"] = frames_rgb
     return info
-
-
-def run_cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    """``python -m upvid ARGS`` in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "upvid", *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
-def call(*args: str) -> tuple[int, str, str]:
-    """``upvid.cli.main(ARGS)`` in this process: (exit code, stdout, stderr) captured."""
-    import contextlib
-    import io
-    import logging
-
-    from upvid.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    root = logging.getLogger()
-    handlers = root.handlers[:]
-    root.handlers = []
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        finally:
-            for h in root.handlers[:]:
-                root.removeHandler(h)
-            root.handlers = handlers
-    return code, out.getvalue(), err.getvalue()

@@ -9,7 +9,8 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.media import call, describe, make_clip, pattern, run_cli
+from tests.cli import call, run as run_cli
+from tests.media import describe, make_clip, pattern
 
 ARGS = ["-m", "bicubic", "-s", "2", "--preset", "ultrafast"]
 

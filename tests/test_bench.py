@@ -128,23 +128,9 @@ def test_lr_dir_count_mismatch(dataset: Path, tmp_path: Path) -> None:
 
 # -- the `upvid bench` command -------------------------------------------------------------------
 @pytest.fixture
-def cli(capsys):
+def cli():
     """Run ``upvid ARGS`` in-process; returns (exit code, stdout, stderr)."""
-    import signal
-
-    from upvid.cli import main
-
-    def call(*args: str) -> tuple[int, str, str]:
-        old = signal.getsignal(signal.SIGTERM)
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        finally:
-            signal.signal(signal.SIGTERM, old)
-        out, err = capsys.readouterr()
-        return code, out, err
+    from tests.cli import call
 
     return call
 
@@ -248,11 +234,9 @@ def test_cli_usage_errors(dataset: Path, cli) -> None:
 
 def test_cli_bad_dataset_exit_3(tmp_path: Path) -> None:
     """End to end in a real process: one stderr line, exit code 3, nothing on stdout."""
-    import subprocess
-    import sys
+    from tests.cli import run
 
-    r = subprocess.run([sys.executable, "-m", "upvid", "bench", "-m", "bicubic", "--dataset", str(tmp_path / "nope"),
-                        "--json"], capture_output=True, text=True, timeout=120)
+    r = run("bench", "-m", "bicubic", "--dataset", tmp_path / "nope", "--json", timeout=120)
     assert r.returncode == 3, r.stderr
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("upvid: error: ") and "nope" in r.stderr

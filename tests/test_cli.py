@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from tests.conftest import need, VIDEOS
+from tests import cli
+from tests.data import need, VIDEOS
 
 
 def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "upvid", *args], capture_output=True, text=True, timeout=timeout)
+    return cli.run(*args, timeout=timeout)
 
 
 def packets(path: Path, kind: str) -> list[tuple[int | None, bytes]]:
@@ -134,10 +134,9 @@ def test_interrupt_leaves_no_partial_output(calendar_clip, tmp_path):
     out = tmp_path / "o.mp4"
     # a deliberately slow job (tiny tiles, slowest x264 preset); SIGINT restored in case the
     # test runner was started in the background with SIGINT ignored
-    p = subprocess.Popen([sys.executable, "-m", "upvid", str(calendar_clip), str(out), "--model", "bicubic",
-                          "--scale", "8", "--tile", "16", "--tile-overlap", "4", "--preset", "placebo", "-q"],
-                         stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = cli.spawn(calendar_clip, out, "--model", "bicubic", "--scale", "8", "--tile", "16", "--tile-overlap", "4",
+                  "--preset", "placebo", "-q", stdout=None,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".*partial*")):
         time.sleep(0.05)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import VIDEOS, need
+from tests.data import VIDEOS, need
 from tests.media import describe
 from upvid.engine.colour import rgb_to_yuv420, yuv420_to_rgb
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.media import call, describe, make_clip
+from tests.cli import call
+from tests.media import describe, make_clip
 
 CONTAINERS = ["mkv", "mp4", "mov", "webm", "avi", "nut", "ts", "mpg", "ogv"]
 #: --segment-frames giving one, two and eight segments of the 36-frame clip.

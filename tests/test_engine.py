@@ -193,6 +193,13 @@ def test_uint16_frames_round_trip():
     frames = [rng.integers(0, 65536, (10, 12, 3), dtype=np.uint16) for _ in range(2)]
     out = list(upscale_frames(model, frames))
     assert out[0].dtype == np.uint16 and out[0].shape == (20, 24, 3)
+    # the values: 16-bit in, bicubic x2 in float, rounded back to 16 bits (not 8-bit steps)
+    for f, o in zip(frames, out):
+        x = torch.from_numpy(f.astype(np.float32) / 65535).permute(2, 0, 1)[None]
+        ref = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+        ref = ref.clamp(0, 1).mul(65535).round()[0].permute(1, 2, 0).numpy()
+        assert np.abs(o.astype(np.float64) - ref).max() <= 1
+        assert len(np.unique(o % 257)) > 16  # far more levels than an 8-bit round trip would leave
 
 
 def test_planner_tile_for_budget():

@@ -11,8 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import VIDEOS, need
-from tests.media import call, describe, make_clip, pattern
+from tests.data import VIDEOS, need
+from tests.cli import call
+from tests.media import describe, make_clip, pattern
 
 FAST = ["-m", "bicubic", "--preset", "ultrafast", "-q"]
 VFR_PTS = [0, 40, 80, 200, 233, 300, 420, 460]  # ms: gaps of 40, 120, 33, 67, 120 ms

@@ -20,7 +20,8 @@ import pytest
 import torch
 from rich.console import Console
 
-from tests.conftest import REPO, WEIGHTS, need
+from tests import cli
+from tests.data import REPO, WEIGHTS, need
 from upvid.errors import WeightsError
 from upvid.models import get_record, list_models, load_model
 from upvid.models.weights import embedded_path, load_embedded, weights_state
@@ -76,8 +77,7 @@ def test_readme_first_command_runs_a_learned_model_from_a_bare_offline_copy(tmp_
     assert Path(where).resolve().is_relative_to(root.resolve())  # the copy's package, not the checkout's
     for step in runs:
         args = shlex.split(step)[1:]
-        r = subprocess.run([sys.executable, "-m", "upvid", *args], cwd=root, env=env, capture_output=True,
-                           text=True, timeout=600)
+        r = cli.run(*args, cwd=root, env=env, replace_env=True, timeout=600)
         assert r.returncode == 0, f"{step}: {r.stderr}"
     main = shlex.split(runs[-1])[1:]
     model = main[main.index("--model") + 1]
@@ -160,7 +160,7 @@ def test_models_to_a_pipe_is_plain_text_with_whole_names(tmp_path):
     """`upvid models | cat`: one line per model, every column, no box drawing."""
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "COLUMNS": "80"}
     env.pop("UPVID_WEIGHTS_DIR", None)
-    r = subprocess.run([sys.executable, "-m", "upvid", "models"], capture_output=True, text=True, env=env, timeout=120)
+    r = cli.run("models", env=env, replace_env=True, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == len(list_models()) + 1 and "│" not in r.stdout
@@ -171,7 +171,7 @@ def test_models_to_a_pipe_is_plain_text_with_whole_names(tmp_path):
 
 def test_help_shows_the_first_commands():
     for args in (["--help"], ["upscale", "--help"]):
-        r = subprocess.run([sys.executable, "-m", "upvid", *args], capture_output=True, text=True, timeout=120)
+        r = cli.run(*args, timeout=120)
         assert r.returncode == 0, r.stderr
         for example in ("upvid in.mp4 out.mp4 --model rlfn-x4", "upvid models ", "upvid models fetch "):
             assert example in r.stdout, (args, r.stdout[-600:])

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import WEIGHTS, need
-from tests.media import call
+from tests.data import WEIGHTS, need
+from tests.cli import call
 from upvid.errors import UsageError, WeightsError
 from upvid.io.images import read_image_folder
 from upvid.models import load_model

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from tests.conftest import VIDEOS
-from tests.media import call, make_clip
+from tests import cli
+from tests.data import VIDEOS
+from tests.cli import call
+from tests.media import make_clip
 
 CASES = 210  # in-process
 SUBPROCESS_CASES = 4
@@ -153,8 +154,7 @@ def test_fuzz_subprocess(sources, tmp_path):
         src.write_bytes(bad)
         out = d / "o.mkv"
         try:
-            r = subprocess.run([sys.executable, "-m", "upvid", str(src), str(out), *ARGS], capture_output=True,
-                               text=True, timeout=60)
+            r = cli.run(src, out, *ARGS, timeout=60)
         except subprocess.TimeoutExpired:
             problems.append(f"subprocess case {i} ({how}): hung")
             continue

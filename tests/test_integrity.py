@@ -9,7 +9,7 @@ import shutil
 import av
 import pytest
 
-from tests.media import call, run_cli
+from tests.cli import call, run as run_cli
 
 PREVIEW = ["-m", "bicubic", "--frames", "0:2", "-q"]
 

@@ -12,7 +12,8 @@ import av
 import numpy as np
 import pytest
 
-from tests.media import call, describe, make_clip, run_cli
+from tests.cli import call, run as run_cli
+from tests.media import describe, make_clip
 
 ARGS = ["-m", "bicubic", "-s", "1", "--preset", "ultrafast", "-q"]
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import av
 import pytest
 
-from tests.conftest import WEIGHTS, need
-from tests.media import call, describe, make_clip
+from tests import cli
+from tests.data import WEIGHTS, need
+from tests.cli import call
+from tests.media import describe, make_clip
 
 FAST = ["--preset", "ultrafast", "-q"]
 
@@ -136,8 +136,7 @@ def test_models_fetch_from_a_weights_dir_leaves_the_model_cached(tmp_path):
     env.pop("UPVID_WEIGHTS_DIR", None)
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "upvid", *args], capture_output=True, text=True, env=env,
-                              timeout=300)
+        return cli.run(*args, env=env, replace_env=True, timeout=300)
 
     rows = {row["name"]: row for row in json.loads(run("models", "--json").stdout)}
     assert rows["rlfn-x4"]["weights"] == "embedded (fp16)" and rows["rlfn-x4"]["embedded"]

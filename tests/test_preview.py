@@ -7,7 +7,8 @@ import av
 import numpy as np
 import pytest
 
-from tests.media import call, describe, make_clip
+from tests.cli import call
+from tests.media import describe, make_clip
 from upvid.errors import UsageError
 from upvid.io.images import read_image_folder
 from upvid.io.span import Span, parse_span

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,9 @@ import av
 import numpy as np
 import pytest
 
-from tests.media import call, describe, make_clip
+from tests import cli
+from tests.cli import call
+from tests.media import describe, make_clip
 
 VFR = [0, 40, 80, 200, 233, 300, 420, 460, 500, 540, 700, 740, 780, 820, 860, 900, 1000, 1040, 1080, 1120]
 
@@ -192,9 +192,9 @@ def test_sigkill_then_resume(tmp_path):
     """A real process killed with SIGKILL mid-job; --resume finishes it."""
     src = make_clip(tmp_path / "in.mp4", n=40, size=(48, 32))
     out = tmp_path / "o.mp4"
-    cmd = [sys.executable, "-m", "upvid", str(src), str(out), "-m", "bicubic", "-s", "8", "--preset", "placebo",
-           "--tile", "16", "--tile-overlap", "4", "-q", "--segment-frames", "2"]
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    args = [src, out, "-m", "bicubic", "-s", "8", "--preset", "placebo", "--tile", "16", "--tile-overlap", "4", "-q",
+            "--segment-frames", "2"]
+    p = cli.spawn(*args, stdout=None)
     journal = tmp_path / ".o.mp4.upvid-partial" / "journal.json"
     deadline = time.time() + 90
     done = 0
@@ -211,10 +211,10 @@ def test_sigkill_then_resume(tmp_path):
     os.kill(p.pid, signal.SIGKILL)
     p.wait(timeout=30)
     assert not out.exists()
-    r = subprocess.run(cmd + ["--resume", "--json", "--preset", "ultrafast"], capture_output=True, text=True, timeout=120)
+    r = cli.run(*args, "--resume", "--json", "--preset", "ultrafast", timeout=120)
     # --preset differs from the killed run: refused (exit 2) ...
     assert r.returncode == 2, r.stderr
-    r = subprocess.run(cmd + ["--resume", "--json"], capture_output=True, text=True, timeout=180)
+    r = cli.run(*args, "--resume", "--json", timeout=180)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)["results"][0]
     assert res["resumed_from"] >= 4 and res["frames"] == 40

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import vid4_lr
-from tests.media import call
+from tests.data import vid4_lr
+from tests.cli import call
 from upvid.engine import Engine, EngineConfig
 from upvid.engine.shots import DetectedCuts, ListedCuts, ResumedCuts, read_cut_file, split_shots
 from upvid.errors import UsageError

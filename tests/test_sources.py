@@ -17,7 +17,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 import threading
 import urllib.parse
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import cli
 from tests.test_weights import TinyNet
 from upvid.errors import WeightsError
 
@@ -222,8 +222,7 @@ def test_every_source_failing_is_one_line_naming_each(drive, tmp_path):
     from tests.media import make_clip
 
     make_clip(clip, n=2)
-    r = subprocess.run([sys.executable, "-m", "upvid", str(clip), str(tmp_path / "o.mp4"), "-m", "tiny-dead", "-q"],
-                       capture_output=True, text=True, env={**os.environ, **drive["env"]}, timeout=120)
+    r = cli.run(clip, tmp_path / "o.mp4", "-m", "tiny-dead", "-q", env=drive["env"], timeout=120)
     assert r.returncode == 6, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
@@ -307,16 +306,15 @@ def test_iart_end_to_end_from_the_drive_stand_in(drive, tmp_path):
     env = {**os.environ, **drive["env"], "UPVID_WEIGHTS_TOML": str(toml)}
     clip = make_tiny_clip(tmp_path / "in.mp4", frames=3)
     out = tmp_path / "out.mp4"
-    cmd = [sys.executable, "-m", "upvid", str(clip), str(out), "--model", "iart", "--scale", "4", "--chunk", "2", "-q"]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    opts = ["--model", "iart", "--scale", "4", "--chunk", "2", "-q"]
+    r = cli.run(clip, out, *opts, env=env, replace_env=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "drive.usercontent.google.com/download" in [h.split("?")[0] for h in _Drive.hits]
     src, dst = describe(clip), describe(out)
     assert dst["size"] == (src["size"][0] * 4, src["size"][1] * 4) and dst["frames"] == src["frames"] == 3
     n = len(_Drive.hits)
     offline = {**env, "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9"}  # nothing listens there
-    r = subprocess.run([*cmd[:4], str(tmp_path / "out2.mp4"), *cmd[5:]], capture_output=True, text=True,
-                       env=offline, timeout=600)
+    r = cli.run(clip, tmp_path / "out2.mp4", *opts, env=offline, replace_env=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert len(_Drive.hits) == n
 
@@ -337,8 +335,7 @@ def test_drive_folder_is_listed_and_the_file_taken_by_name(drive):
 
 
 def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "upvid", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return cli.run(*args, env=env, timeout=120)
 
 
 def test_models_shows_sources_fetch_all_and_verify_refetches_a_tampered_file(drive):

@@ -18,6 +18,8 @@ from torch import nn
 
 from upvid.errors import WeightsError
 
+from tests import cli
+
 
 class TinyNet(nn.Module):
     """A per-frame x2 network small enough to serve from a test server."""
@@ -149,8 +151,7 @@ key = "params"
 
 
 def upvid(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "upvid", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return cli.run(*args, env=env or {}, timeout=120)
 
 
 def test_download_verify_convert_and_load_strict(hub):

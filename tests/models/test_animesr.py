@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,15 +12,9 @@ from safetensors.torch import load_file
 from upvid.models.animesr import MSRSWVSR
 from upvid.models.registry import build_network, get_record
 from upvid.models.load import load_model
+from tests.models import parity
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "animesr"
-
-
-def _rand_init():
-    spec = importlib.util.spec_from_file_location("basicsr_rand_init", Path(__file__).with_name("basicsr_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("case", ["small", "full"])
@@ -29,11 +22,9 @@ def test_parity_with_the_official_network(case):
     meta = json.loads((FIX / "meta.json").read_text())[case]
     data = load_file(str(FIX / "rand.safetensors"))
     net = MSRSWVSR(**meta["config"]).eval()
-    net.load_state_dict(_rand_init().numpy_weights(net, meta["seed"]), strict=True)
+    net.load_state_dict(parity.numpy_weights(net, meta["seed"]), strict=True)
     assert len(net.state_dict()) == meta["keys"]
-    with torch.no_grad():
-        y = net(data[f"{case}.input"])[..., ::meta["output_stride"], ::meta["output_stride"]]
-    assert (y - data[f"{case}.output"]).abs().max().item() <= meta["tolerance"]
+    parity.assert_close(net, data, meta["tolerance"], meta["output_stride"], key=f"{case}.")
 
 
 def test_record_and_size_rule():

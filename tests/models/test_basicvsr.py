@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,15 +12,9 @@ from safetensors.torch import load_file
 from upvid.models.basicvsr import BasicVSR, convert_official
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
+from tests.models import parity
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "basicvsr"
-
-
-def _rand_init():
-    spec = importlib.util.spec_from_file_location("basicsr_rand_init", Path(__file__).with_name("basicsr_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("case", ["small", "full"])
@@ -29,11 +22,8 @@ def test_parity(case):
     meta = json.loads((FIX / "meta.json").read_text())[case]
     data = load_file(str(FIX / f"{case}.safetensors"))
     net = BasicVSR(**meta["config"]).eval()
-    net.load_state_dict(_rand_init().numpy_weights(net, meta["seed"]), strict=True)
-    with torch.no_grad():
-        y = net(data["input"])
-    err = (y - data["output"]).abs().max().item()
-    assert err <= meta["tolerance"], err
+    net.load_state_dict(parity.numpy_weights(net, meta["seed"]), strict=True)
+    parity.assert_close(net, data, meta["tolerance"])
 
 
 def test_official_keys_convert_and_load_strict():

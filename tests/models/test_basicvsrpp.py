@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,17 +13,15 @@ from upvid.errors import ModelInputError
 from upvid.models.basicvsrpp import BasicVSRPlusPlus, convert_official
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
+from tests.models import parity
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "basicvsrpp"
 NAMES = ["basicvsrpp", "basicvsrpp-vimeo-bi", "basicvsrpp-vimeo-bd"]
 
 
 def _official_weights(case: str, seed: int) -> dict[str, torch.Tensor]:
-    spec = importlib.util.spec_from_file_location("mmedit_rand_init", Path(__file__).with_name("mmedit_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     shapes = json.loads((FIX / f"official_keys_{case}.json").read_text())
-    return mod.numpy_weights_for_shapes(shapes, seed)
+    return parity.numpy_weights_for_shapes(shapes, seed)
 
 
 @pytest.mark.parametrize("case", ["small", "full"])
@@ -33,11 +30,7 @@ def test_parity(case):
     data = load_file(str(FIX / f"{case}.safetensors"))
     net = BasicVSRPlusPlus(**meta["config"]).eval()
     net.load_state_dict(convert_official(_official_weights(case, meta["seed"])), strict=True)
-    with torch.no_grad():
-        y = net(data["input"])
-    s = meta["output_stride"]
-    err = (y[..., ::s, ::s] - data["output"]).abs().max().item()
-    assert err <= meta["tolerance"], err
+    parity.assert_close(net, data, meta["tolerance"], meta["output_stride"])
 
 
 def test_official_keys_convert_and_load_strict():
@@ -109,10 +102,7 @@ def test_parity_basicsr_layout(case):
     assert "upconv1.weight" in basicsr and "spynet.basic_module.0.basic_module.8.weight" in basicsr
     net = BasicVSRPlusPlus(**meta["config"]).eval()
     net.load_state_dict(convert_official(basicsr), strict=True)
-    with torch.no_grad():
-        y = net(data["input"])
-    s = meta["output_stride"]
-    assert (y[..., ::s, ::s] - data["output"]).abs().max().item() <= meta["tolerance"]
+    parity.assert_close(net, data, meta["tolerance"], meta["output_stride"])
     ref = BasicVSRPlusPlus(**meta["config"]).eval()
     ref.load_state_dict(convert_official(mmedit), strict=True)
     for (k, a), b in zip(net.state_dict().items(), ref.state_dict().values()):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,15 +13,9 @@ from upvid.errors import ModelInputError
 from upvid.models.edvr import EDVR, convert_official
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
+from tests.models import parity
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "edvr"
-
-
-def _rand_init():
-    spec = importlib.util.spec_from_file_location("basicsr_rand_init", Path(__file__).with_name("basicsr_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _meta(case: str) -> dict:
@@ -34,21 +27,15 @@ def test_parity_small_config():
     data = load_file(str(FIX / "small.safetensors"))
     net = EDVR(**meta["config"]).eval()
     net.load_state_dict(convert_official(load_file(str(FIX / meta["weights"]))), strict=True)
-    with torch.no_grad():
-        y = net(data["input"])
-    err = (y - data["output"]).abs().max().item()
-    assert err <= meta["tolerance"], err
+    parity.assert_close(net, data, meta["tolerance"])
 
 
 def test_parity_full_size_edvr_m():
     meta = _meta("full_m")
     data = load_file(str(FIX / "full_m.safetensors"))
     net = EDVR(**meta["config"]).eval()
-    net.load_state_dict(_rand_init().numpy_weights(net, meta["seed"]), strict=True)
-    with torch.no_grad():
-        y = net(data["input"])
-    err = (y - data["output"]).abs().max().item()
-    assert err <= meta["tolerance"], err
+    net.load_state_dict(parity.numpy_weights(net, meta["seed"]), strict=True)
+    parity.assert_close(net, data, meta["tolerance"])
 
 
 @pytest.mark.parametrize("name,keys_file", [("edvr-m", "official_keys_edvr_m.json"),

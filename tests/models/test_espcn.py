@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,19 +14,11 @@ from upvid.models.espcn import ESPCN, convert_official
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
 from upvid.models.upscaler import rgb_to_ycbcr, ycbcr_to_rgb
+from tests.models import parity
+from tests.models import small_sr as C
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "espcn"
 NAME = "espcn-x4-y"
-
-
-def _common():
-    spec = importlib.util.spec_from_file_location("small_sr_common", Path(__file__).with_name("small_sr_common.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-C = _common()
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +31,7 @@ def test_real_checkpoint_strict_and_parity(real):
     data = load_file(str(FIX / "real.safetensors"))
     assert sum(p.numel() for p in real.net.parameters()) == get_record(NAME).params == 29_904
     assert sum(math_prod(s) for s in meta["official_keys"].values()) == 30_738  # + unused reconv/deconv
-    with torch.no_grad():
-        y = real.net(data["input"])
-    assert (y - data["output"]).abs().max().item() <= meta["real"]["tolerance"]
+    parity.assert_close(real.net, data, meta["real"]["tolerance"])
 
 
 def math_prod(shape: list[int]) -> int:
@@ -54,13 +43,11 @@ def math_prod(shape: list[int]) -> int:
 
 def test_parity_random():
     meta = json.loads((FIX / "meta.json").read_text())
-    official = C.rand_init().numpy_weights(C.module_from_shapes(meta["official_keys"]), meta["rand"]["seed"])
+    official = parity.numpy_weights(parity.module_from_shapes(meta["official_keys"]), meta["rand"]["seed"])
     net = ESPCN().eval()
     net.load_state_dict(convert_official(official), strict=True)
     data = load_file(str(FIX / "rand.safetensors"))
-    with torch.no_grad():
-        y = net(data["input"])
-    assert (y - data["output"]).abs().max().item() <= meta["rand"]["tolerance"]
+    parity.assert_close(net, data, meta["rand"]["tolerance"])
 
 
 def test_official_keys_convert_and_load_strict():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -16,15 +15,9 @@ from upvid.errors import ModelInputError
 from upvid.models.iart import IART, WindowAttention3D, convert_official
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
+from tests.models import parity
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "iart"
-
-
-def _rand_init():
-    spec = importlib.util.spec_from_file_location("basicsr_rand_init", Path(__file__).with_name("basicsr_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(autouse=True)
@@ -37,12 +30,12 @@ def _one_thread():
 
 
 def iart_weights(net: nn.Module, seed: int) -> dict[str, Tensor]:
-    """Deterministic weights: ``numpy_weights`` (basicsr_rand_init.py), LayerNorm weights shifted by +1.
+    """Deterministic weights: ``numpy_weights`` (parity.py), LayerNorm weights shifted by +1.
 
     (PyTorch initialises LayerNorm weights to 1; a weight of ``1 + U(-1/sqrt(C), 1/sqrt(C))`` keeps
     the transformer's signal at a realistic scale.) Buffers keep the network's values.
     """
-    sd = _rand_init().numpy_weights(net, seed)
+    sd = parity.numpy_weights(net, seed)
     for key in sd:
         if re.search(r"norm\d?\.weight$", key):
             sd[key] = sd[key] + 1.0
@@ -60,10 +53,7 @@ def test_parity(case):
         assert all(torch.equal(committed[k], sd[k]) for k in committed)  # the committed weights = the generator
         sd.update(committed)
     net.load_state_dict(sd, strict=True)
-    with torch.no_grad():
-        y = net(data["input"])
-    err = (y - data["output"]).abs().max().item()
-    assert err <= meta["tolerance"], err
+    parity.assert_close(net, data, meta["tolerance"])
 
 
 def test_window_attention_matches_softmax_reference():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,26 +12,17 @@ from safetensors.torch import load_file
 from upvid.models.iconvsr import IconVSR, convert_official, keyframe_window
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
+from tests.models import parity
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "iconvsr"
-
-
-def _rand_init():
-    spec = importlib.util.spec_from_file_location("basicsr_rand_init", Path(__file__).with_name("basicsr_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_parity_small_config():
     meta = json.loads((FIX / "meta.json").read_text())["small"]
     data = load_file(str(FIX / "small.safetensors"))
     net = IconVSR(**meta["config"]).eval()
-    net.load_state_dict(_rand_init().numpy_weights(net, meta["seed"]), strict=True)
-    with torch.no_grad():
-        y = net(data["input"])
-    err = (y - data["output"]).abs().max().item()
-    assert err <= meta["tolerance"], err
+    net.load_state_dict(parity.numpy_weights(net, meta["seed"]), strict=True)
+    parity.assert_close(net, data, meta["tolerance"])
 
 
 def test_keyframe_windows_match_reference_padding():
@@ -97,7 +87,7 @@ def test_streaming_loss_no_larger_than_basicvsr():
     frames only the last clip emits, IconVSR's streaming loss against the whole-sequence run is
     no larger than BasicVSR's on the same cut (keyframes on the video's grid: 10 and 15, as in
     the whole run; before, 6, 11 and 15), and over the whole clip it stays within 10% of it."""
-    from tests.conftest import vid4_lr
+    from tests.data import vid4_lr
 
     frames = [f[40:64, 60:84] for f in vid4_lr("calendar", 16)]
     icon = _streaming_vs_whole("iconvsr", frames, 10, 2)

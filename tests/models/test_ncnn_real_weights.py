@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import WEIGHTS, need, vid4_lr
-from tests.media import call
+from tests.data import WEIGHTS, need, vid4_lr
+from tests.cli import call
 from tests.ncnn_weights import state_dict_for, wheel_model
 from upvid.io.images import read_image_folder, write_image
 from upvid.bench.metrics import psnr_y
@@ -54,7 +54,7 @@ def test_real_x4plus_runs_through_the_cli_and_restores_a_real_frame(tmp_path):
     assert len(out) == 2 and out[0].shape == (96, 128, 3)
     assert np.abs(out[0].astype(int) - want.astype(int)).max() <= 1
     from upvid.io.images import read_image_folder as frames_of
-    from tests.conftest import VID4
+    from tests.data import VID4
 
     gt = next(iter(frames_of(need(VID4 / "calendar"))))[80:176, 120:248]
     bicubic = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)

@@ -15,6 +15,8 @@ from upvid.models.psrt import PSRTRecurrent, convert_official, patch_align_warp
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
 
+from tests.models import parity
+
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "psrt"
 NAMES = ["psrt-recurrent", "psrt-recurrent-vimeo"]
 
@@ -37,11 +39,7 @@ def test_parity_small():
     data = load_file(str(FIX / "small.safetensors"))
     net = PSRTRecurrent(**meta["config"]).eval()
     net.load_state_dict(convert_official(_official_weights("small", meta["seed"])), strict=True)
-    with torch.no_grad():
-        y = net(data["input"])
-    s = meta["output_stride"]
-    err = (y[..., ::s, ::s] - data["output"]).abs().max().item()
-    assert err <= meta["tolerance"], err
+    parity.assert_close(net, data, meta["tolerance"], meta["output_stride"])
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ and the realesr-general-x4v3 denoise interpolation (Real-ESRGAN's dni)."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,15 +16,9 @@ from upvid.models.registry import _load_toml, build_network, get_record
 from upvid.models.load import load_model
 from upvid.models.rrdbnet import RRDBNet
 from upvid.models.srvgg import SRVGGNetCompact
+from tests.models import parity
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "rrdbnet"
-
-
-def _rand_init():
-    spec = importlib.util.spec_from_file_location("basicsr_rand_init", Path(__file__).with_name("basicsr_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("case", ["x4_small", "x2_small", "x4_full"])
@@ -33,11 +26,9 @@ def test_parity_with_the_official_network_under_random_weights(case):
     meta = json.loads((FIX / "meta.json").read_text())[case]
     data = load_file(str(FIX / "rand.safetensors"))
     net = RRDBNet(**meta["config"]).eval()
-    net.load_state_dict(_rand_init().numpy_weights(net, meta["seed"]), strict=True)
+    net.load_state_dict(parity.numpy_weights(net, meta["seed"]), strict=True)
     assert len(net.state_dict()) == meta["keys"]
-    with torch.no_grad():
-        y = net(data[f"{case}.input"])[..., ::meta["output_stride"], ::meta["output_stride"]]
-    assert (y - data[f"{case}.output"]).abs().max().item() <= meta["tolerance"]
+    parity.assert_close(net, data, meta["tolerance"], meta["output_stride"], key=f"{case}.")
 
 
 @pytest.mark.parametrize("name,scale", [("realesrgan-x4plus", 4), ("realesrgan-x2plus", 2)])

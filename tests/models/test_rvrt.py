@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,17 +13,15 @@ from upvid.errors import ModelInputError
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
 from upvid.models.rvrt import RVRT, convert_official, guided_deformable_attention
+from tests.models import parity
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "rvrt"
 NAMES = ["rvrt", "rvrt-vimeo-bi", "rvrt-vimeo-bd"]
 
 
 def _official_weights(case: str, seed: int) -> dict[str, torch.Tensor]:
-    spec = importlib.util.spec_from_file_location("mmedit_rand_init", Path(__file__).with_name("mmedit_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     shapes = json.loads((FIX / f"official_keys_{case}.json").read_text())
-    sd = mod.numpy_weights_for_shapes(shapes, seed)
+    sd = parity.numpy_weights_for_shapes(shapes, seed)
     # as make_fixture.py: LayerNorm scales (RVRT's only 1-D weights) around 1
     return {k: v + 1.0 if v.ndim == 1 and k.endswith(".weight") else v for k, v in sd.items()}
 
@@ -35,11 +32,7 @@ def test_parity(case):
     data = load_file(str(FIX / f"{case}.safetensors"))
     net = RVRT(**meta["config"]).eval()
     net.load_state_dict(convert_official(_official_weights(case, meta["seed"])), strict=True)
-    with torch.no_grad():
-        y = net(data["input"])
-    s = meta["output_stride"]
-    err = (y[..., ::s, ::s] - data["output"]).abs().max().item()
-    assert err <= meta["tolerance"], err
+    parity.assert_close(net, data, meta["tolerance"], meta["output_stride"])
 
 
 def test_official_keys_convert_and_load_strict():

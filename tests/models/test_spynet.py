@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,22 +9,16 @@ import torch
 from safetensors.torch import load_file
 
 from upvid.models.flow import SpyNet, flow_warp
+from tests.models import parity
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "spynet"
-
-
-def _rand_init():
-    spec = importlib.util.spec_from_file_location("basicsr_rand_init", Path(__file__).with_name("basicsr_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_spynet_parity():
     meta = json.loads((FIX / "meta.json").read_text())["pair"]
     data = load_file(str(FIX / "pair.safetensors"))
     net = SpyNet().eval()
-    net.load_state_dict(_rand_init().numpy_weights(net, meta["seed"]), strict=True)
+    net.load_state_dict(parity.numpy_weights(net, meta["seed"]), strict=True)
     with torch.no_grad():
         flow = net(data["ref"], data["supp"])
     err = (flow - data["flow"]).abs().max().item()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,19 +12,11 @@ from safetensors.torch import load_file
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
 from upvid.models.srvgg import SRVGGNetCompact, convert_official
+from tests.models import parity
+from tests.models import small_sr as C
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "srvgg"
 NAME = "realesr-animevideov3"
-
-
-def _common():
-    spec = importlib.util.spec_from_file_location("small_sr_common", Path(__file__).with_name("small_sr_common.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-C = _common()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +39,7 @@ def test_parity_random_small():
     meta = json.loads((FIX / "meta.json").read_text())["rand"]
     data = load_file(str(FIX / "rand.safetensors"))
     net = SRVGGNetCompact(**meta["config"]).eval()
-    net.load_state_dict(C.rand_init().numpy_weights(net, meta["seed"]), strict=True)
+    net.load_state_dict(parity.numpy_weights(net, meta["seed"]), strict=True)
     with torch.no_grad():
         y = net(data["input"])
     assert (y - data["output"]).abs().max().item() <= meta["tolerance"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,21 +15,13 @@ from upvid.errors import ModelInputError
 from upvid.models.registry import get_record
 from upvid.models.load import load_model
 from upvid.models.vespcn import VESPCN, convert_official
+from tests.models import parity
+from tests.models import small_sr as C
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "vespcn"
 NAME = "vespcn-x4-bd"
 #: forward() equals the official output shifted by 8 HR px, away from the zero-padded body convs' reach
 INTERIOR = 24
-
-
-def _common():
-    spec = importlib.util.spec_from_file_location("small_sr_common", Path(__file__).with_name("small_sr_common.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-C = _common()
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +50,7 @@ def test_real_checkpoint_strict_and_parity(real):
 
 def test_parity_random():
     meta = json.loads((FIX / "meta.json").read_text())
-    official = C.rand_init().numpy_weights(C.module_from_shapes(meta["official_keys"]), meta["rand"]["seed"])
+    official = parity.numpy_weights(parity.module_from_shapes(meta["official_keys"]), meta["rand"]["seed"])
     net = VESPCN().eval()
     net.load_state_dict(convert_official(official), strict=True)
     _check(net, load_file(str(FIX / "rand.safetensors")), meta["rand"]["tolerance"])

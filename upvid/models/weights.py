@@ -291,7 +291,7 @@ def embedded_path(record: ModelRecord) -> Path | None:
     the model has none)."""
     if not record.embedded:
         return None
-    return Path(__file__).resolve().parent / "data" / record.embedded["file"]
+    return Path(__file__).resolve().parents[1] / "data" / record.embedded["file"]
 
 
 def load_embedded(record: ModelRecord) -> dict[str, Tensor]:

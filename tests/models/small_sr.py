@@ -1,55 +1,15 @@
-"""Helpers for the tests of the small real-checkpoint models (srvgg, rlfn, vespcn).
-
-Load by path (``importlib``), like ``basicsr_rand_init.py``; not a package import.
-"""
+"""Helpers for the tests of the small real-checkpoint models (espcn, srvgg, rlfn, vespcn): the
+real checkpoint from the shared data, Vid4 GT frames, bicubic LR/baseline, PSNR-Y."""
 
 from __future__ import annotations
-
-import importlib.util
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("UPVID_SHARED_DATA", REPO.parent / "shared" / "data"))
-WEIGHTS = SHARED / "weights"
-VID4 = SHARED / "vid4" / "GT"
-
-
-def need(path: Path) -> Path:
-    """Skip with a clear message when a piece of shared data is absent."""
-    if not path.exists():
-        pytest.skip(f"shared test data not found: {path} (expected ../shared/data beside the repo, "
-                    "or set UPVID_SHARED_DATA)")
-    return path
-
-
-def rand_init():
-    """The ``basicsr_rand_init`` module (deterministic numpy weights)."""
-    spec = importlib.util.spec_from_file_location("basicsr_rand_init", Path(__file__).with_name("basicsr_rand_init.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def module_from_shapes(shapes: dict[str, list[int]]) -> nn.Module:
-    """An empty module whose parameters have exactly these dotted names and shapes (official key layouts)."""
-    root = nn.Module()
-    for key, shape in shapes.items():
-        *path, leaf = key.split(".")
-        mod = root
-        for part in path:
-            if not hasattr(mod, part):
-                mod.add_module(part, nn.Module())
-            mod = getattr(mod, part)
-        mod.register_parameter(leaf, nn.Parameter(torch.zeros(shape)))
-    return root
-
+from tests.data import VID4, WEIGHTS, need
 
 def load_real(name: str, tmp_path_factory: pytest.TempPathFactory):
     """``load_model(name, weights_dir=shared weights)`` with a throw-away HF_HOME (conversion cache).

@@ -1,0 +1,66 @@
+"""The one way tests run the CLI: :func:`run` in a child process, :func:`call` in this one, :func:`spawn` to signal it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+
+
+def _command(args: tuple) -> list[str]:
+    return [sys.executable, "-m", "upvid", *map(str, args)]
+
+
+def _env(env: Mapping[str, str] | None, replace_env: bool) -> dict[str, str] | None:
+    if env is None:
+        return None
+    return dict(env) if replace_env else {**os.environ, **env}
+
+
+def run(*args, env: Mapping[str, str] | None = None, replace_env: bool = False, timeout: float = 300,
+        **kwargs) -> subprocess.CompletedProcess:
+    """``python -m upvid ARGS`` in a child process, output captured as text.
+
+    Args:
+        env: variables added to this process's environment (``replace_env``: the whole environment).
+        timeout: seconds before the child is killed (``subprocess.TimeoutExpired``).
+        **kwargs: passed to :func:`subprocess.run` (``cwd``, ``input``, ...).
+    """
+    return subprocess.run(_command(args), capture_output=True, text=True, timeout=timeout,
+                          env=_env(env, replace_env), **kwargs)
+
+
+def spawn(*args, env: Mapping[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """``python -m upvid ARGS`` started in the background (to be signalled), output piped as text."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(_command(args), text=True, env=_env(env, False), **kwargs)
+
+
+def call(*args) -> tuple[int, str, str]:
+    """``upvid.cli.main(ARGS)`` in this process: (exit code, stdout, stderr) captured; the root
+    logger's handlers and the SIGTERM handler the CLI installs are restored afterwards."""
+    from upvid.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    root.handlers = []
+    term = signal.getsignal(signal.SIGTERM)
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            for h in root.handlers[:]:
+                root.removeHandler(h)
+            root.handlers = handlers
+            signal.signal(signal.SIGTERM, term)
+    return code, out.getvalue(), err.getvalue()
