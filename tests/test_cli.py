@@ -84,7 +84,7 @@ def test_audio_transcoded_when_container_refuses_it(tmp_path):
     assert r.returncode == 0, r.stderr
     with av.open(str(out)) as c:
         assert c.streams.audio and c.streams.audio[0].codec_context.name == "aac"
-        assert abs(c.streams.audio[0].duration * c.streams.audio[0].time_base - 
+        assert abs(c.streams.audio[0].duration * c.streams.audio[0].time_base -
                    c.streams.video[0].duration * c.streams.video[0].time_base) < 0.5
 
 

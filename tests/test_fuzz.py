@@ -109,6 +109,7 @@ def check(code: int, stderr: str, out: Path, what: str) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 def test_fuzz_in_process(sources, tmp_path):
     rng = np.random.default_rng(20261122)
     problems: list[str] = []
@@ -141,6 +142,7 @@ def test_fuzz_in_process(sources, tmp_path):
     assert codes.get(0, 0) > 10 and codes.get(3, 0) > 10  # both outcomes are exercised
 
 
+@pytest.mark.slow
 def test_fuzz_subprocess(sources, tmp_path):
     """A few cases through the real command (fresh interpreter, real signal and exit handling)."""
     rng = np.random.default_rng(7)

@@ -148,3 +148,17 @@ def test_models_fetch_from_a_weights_dir_leaves_the_model_cached(tmp_path):
     src = make_clip(tmp_path / "in.mp4", n=2)
     r = run(str(src), str(tmp_path / "o.mp4"), "-m", "rlfn-x4", "-q")
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--clip", "--chunk"])
+def test_clip_is_the_clip_length_and_chunk_its_old_name(tmp_path, flag):
+    """``--clip N`` (and its older name ``--chunk``) sets the recurrent clip length: an overlap that
+    does not fit in the clip is refused, one that fits runs."""
+    src = make_clip(tmp_path / "in.mp4", n=3, size=(48, 32))
+    out = tmp_path / f"o{flag}.mkv"
+    code, _, err = call(src, out, "-m", "basicvsr", "--random-weights", flag, "2", "--overlap", "2",
+                        "--frames", "0:3", "-q")
+    assert code == 2 and "--overlap must be in [0, chunk) = [0, 2)" in err, err
+    code, _, err = call(src, out, "-m", "basicvsr", "--random-weights", flag, "2", "--overlap", "1",
+                        "--frames", "0:3", "-q", "--tile", "0")
+    assert code == 0, err

@@ -188,6 +188,7 @@ def test_crash_while_joining_keeps_segments(vfr_clip, tmp_path, monkeypatch):
     assert not calls and describe(out)["frames"] == 20
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume(tmp_path):
     """A real process killed with SIGKILL mid-job; --resume finishes it."""
     src = make_clip(tmp_path / "in.mp4", n=40, size=(48, 32))

@@ -279,6 +279,7 @@ def test_offline_never_touches_the_network(drive, monkeypatch):
     assert len(_Drive.hits) == n
 
 
+@pytest.mark.slow
 def test_iart_end_to_end_from_the_drive_stand_in(drive, tmp_path):
     """`upvid IN OUT --model iart --scale 4` with the shipped `iart` record and its Drive file id;
     the stand-in serves a full-size checkpoint in the official layout (random weights, wrapped in

@@ -21,6 +21,9 @@ N_FRAMES = 5
 LR_H, LR_W = 32, 40
 
 
+pytestmark = pytest.mark.slow  # one run per network: the longest part of the suite
+
+
 def make_tiny_clip(path, frames: int = N_FRAMES):
     """``frames`` LR frames (LR_H x LR_W, a crop of Vid4 calendar, x4 MATLAB-bicubic down) + AAC, at ``path``."""
     import torch

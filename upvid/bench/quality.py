@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -147,8 +148,8 @@ def run_quality(
         raise InputError(f"{lr_dir}: LR folder not found")
     items: list[_Item] = []
     for seq in seq_dirs:
-        gt_fn = (lambda p=seq: image_stream(p, opts.max_frames))
-        lr_fn = None if lr_dir is None else (lambda p=Path(lr_dir) / seq.name: image_stream(p, opts.max_frames))
+        gt_fn = partial(image_stream, seq, opts.max_frames)
+        lr_fn = None if lr_dir is None else partial(image_stream, Path(lr_dir) / seq.name, opts.max_frames)
         items.append((seq.name, gt_fn, lr_fn))
     label = dataset_label(gt_dir)
     data = _Data(label=label, path=str(gt_dir.resolve()), source="dataset",

@@ -72,8 +72,9 @@ def bench(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dtype: Annotated[Optional[str], typer.Option(help="fp32, fp16, bf16 or auto [default: fp32 for quality, "
                                                  "auto for speed].", show_default=False)] = None,
-    chunk: Annotated[Optional[int], typer.Option(help="Recurrent: clip length; sliding window: frames per "
-                                                 "batch.")] = None,
+    chunk: Annotated[Optional[int], typer.Option(
+        "--clip", "--chunk", help="Recurrent: clip length in frames; sliding window: windows per model call "
+                                  "(--chunk is the older name).")] = None,
     overlap: Annotated[Optional[int], typer.Option(help="Recurrent: frames shared by consecutive clips.")] = None,
     tile: Annotated[Optional[int], typer.Option(help="Spatial tile in LR pixels (0: whole frame).")] = None,
     tile_overlap: Annotated[Optional[int], typer.Option(help="Tile overlap in LR pixels.")] = None,

@@ -15,7 +15,9 @@ from upvid.errors import OutputError, UsageError
 @app.command("degrade")
 def degrade(
     source: Annotated[Path, typer.Argument(help="HR frames: a folder of images (e.g. Vid4 GT) or a video.", show_default=False)],
-    output: Annotated[Path, typer.Argument(help="LR video to write. From a video: its audio/subtitles and timestamps are kept; from images: a synthetic audio track is added unless --no-audio.", show_default=False)],
+    output: Annotated[Path, typer.Argument(
+        help="LR video to write. From a video: its audio/subtitles and timestamps are kept; from images: "
+             "a synthetic audio track is added unless --no-audio.", show_default=False)],
     scale: Annotated[int, typer.Option("--scale", "-s", help="Downscaling factor.")] = 4,
     degradation: Annotated[str, typer.Option(help="bi (MATLAB bicubic) or bd (Gaussian blur sigma then subsample).")] = "bi",
     sigma: Annotated[float, typer.Option(help="BD blur sigma in HR pixels.")] = 1.6,

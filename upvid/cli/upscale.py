@@ -82,8 +82,12 @@ def upscale(
     scale: Annotated[Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16.")] = "auto",
-    chunk: Annotated[Optional[int], typer.Option(help="Recurrent: clip length; sliding window: frames per batch.")] = None,
-    overlap: Annotated[Optional[int], typer.Option(help="Recurrent: frames shared by consecutive clips (default: the model's, scaled to --chunk when only --chunk is given).")] = None,
+    chunk: Annotated[Optional[int], typer.Option(
+        "--clip", "--chunk", help="Recurrent: clip length in frames; sliding window: windows per model call "
+                                  "(--chunk is the older name).")] = None,
+    overlap: Annotated[Optional[int], typer.Option(
+        help="Recurrent: frames shared by consecutive clips (default: the model's, scaled to --chunk when only "
+             "--chunk is given).")] = None,
     tile: Annotated[Optional[int], typer.Option(help="Spatial tile in LR pixels (0: whole frame).")] = None,
     tile_overlap: Annotated[Optional[int], typer.Option(help="Tile overlap in LR pixels.")] = None,
     codec: Annotated[str, typer.Option(help="Video encoder: auto (libvpx-vp9 for .webm, else libx264), libx264, "
@@ -106,9 +110,11 @@ def upscale(
     segment_seconds: Annotated[float, typer.Option("--segment-seconds", help="Close a segment after this many "
                                                    "seconds even if it has fewer frames.")] = 60.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary of the results on stdout.")] = False,
-    weights_dir: Annotated[Optional[Path], typer.Option(envvar="UPVID_WEIGHTS_DIR", help="Local folder searched for checkpoints before the Hub.")] = None,
-    random_weights: Annotated[bool, typer.Option("--random-weights", help="Randomly initialised network instead "
-                                                 "of the checkpoint (testing the pipeline offline; the output is noise).")] = False,
+    weights_dir: Annotated[Optional[Path], typer.Option(
+        envvar="UPVID_WEIGHTS_DIR", help="Local folder searched for checkpoints before the Hub.")] = None,
+    random_weights: Annotated[bool, typer.Option(
+        "--random-weights", help="Randomly initialised network instead of the checkpoint (testing the pipeline "
+                                 "offline; the output is noise).")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (pays off on long videos "
                                           "on CUDA; slow start).")] = False,
     outscale: Annotated[Optional[float], typer.Option("--outscale", help="Final size as a factor of the input "
@@ -213,7 +219,7 @@ def upscale(
                 with progress:
                     task = progress.add_task("upscale", total=None, fps=0.0)
 
-                    def on_frame(done: int, total: int) -> None:
+                    def on_frame(done: int, total: int, progress=progress, task=task) -> None:
                         elapsed = progress.tasks[task].elapsed or 1e-9
                         progress.update(task, completed=done, total=total or None, fps=done / elapsed)
 

@@ -15,12 +15,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from upvid.engine.upscale import Engine, queue_size as default_queue_size
 from upvid.frames import Yuv420
+
+if TYPE_CHECKING:
+    from upvid.engine.shots import CutFinder
 
 _END = object()
 
@@ -153,7 +156,7 @@ def run_pipeline(
                 item = q_in.get(timeout=0.1)
             except queue.Empty:
                 if errors:
-                    raise errors[0]
+                    raise errors[0] from None
                 continue
             if item is _END:
                 return

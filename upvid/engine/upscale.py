@@ -381,7 +381,7 @@ class Engine:
                 del cache[j]
 
     def _run_recurrent(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        L, O = self.layout.chunk, self.cfg.overlap
+        L, ov = self.layout.chunk, self.cfg.overlap
         frames: dict[int, np.ndarray] = {}  # decoded frames still needed (at most the last L)
         pending: dict[int, Tensor] = {}     # partial outputs of the previous clip's overlap
         n_read = 0
@@ -420,7 +420,7 @@ class Engine:
             w_prev = crossfade_weights(prev_end - blend_from, self.model.record.clip_blend) if prev_end > blend_from else []
             for k, j in enumerate(range(blend_from, prev_end)):
                 pending[j] = pending[j] * w_prev[k] + y[j - clip_start] * (1 - w_prev[k])
-            final = end if last_clip else end - O
+            final = end if last_clip else end - ov
             out: list[Tensor] = []
             for k, j in enumerate(idx):
                 if j < emitted:
@@ -439,7 +439,7 @@ class Engine:
             if last_clip:
                 return
             prev_end = end
-            clip_start = end - O
+            clip_start = end - ov
             for j in [j for j in frames if j < min(clip_start, n_read - L)]:
                 del frames[j]
 

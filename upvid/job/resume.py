@@ -159,7 +159,8 @@ def fingerprint(inp: Path, out: Path, opts: JobOptions, net, codec: str | None, 
     digest = net.record.extra.get("sha256")  # a --model checkpoint file stands for its content (hashed at load)
     model = f"file:{digest[:16]}" if digest else opts.model
     return {"input": str(inp.resolve()), "input_size": st.st_size if inp.is_file() else None,
-            "input_mtime_ns": st.st_mtime_ns, "model": model, "random_weights": opts.random_weights, "scale": scale, "codec": codec, "crf": opts.crf,
+            "input_mtime_ns": st.st_mtime_ns, "model": model, "random_weights": opts.random_weights, "scale": scale,
+            "codec": codec, "crf": opts.crf,
             "preset": opts.preset, "pix_fmt": pix_fmt, "output": out.name, "fps": str(opts.fps) if inp.is_dir() else None,
             "out_size": [opts.outscale, list(opts.size) if opts.size else None, opts.height],
             "audio": [opts.audio_codec, opts.audio_bitrate],

@@ -11,8 +11,8 @@ concatenated with it and refined by a residual trunk; the two features of every 
 (1x1 conv) and upsampled x4 by pixel shuffle, added to the bilinear x4 of the LR frame.
 
 Differences from the reference that do not change the numbers: SpyNet runs over the frame pairs
-in chunks (bounded memory; it stays fp32 under autocast, see :class:`~upvid.models.blocks.SpyNet`); a single-frame clip is accepted (no
-flow needed). The official test protocol feeds whole sequences (REDS4: 100 frames); upvid
+in chunks (bounded memory; it stays fp32 under autocast, see :class:`~upvid.models.flow.SpyNet`); a
+single-frame clip is accepted (no flow needed). The official test protocol feeds whole sequences (REDS4: 100 frames); upvid
 streams clips (``frames``/``overlap`` in ``weights.toml``), see the registry record.
 
 Checkpoint conversion: none. BasicSR checkpoints (``BasicVSR_REDS4-543c8261.pth``,

@@ -236,51 +236,69 @@ class BasicVSRPlusPlus(nn.Module):
         feats = self.feat_extract(x.flatten(0, 1)).unflatten(0, (b, t))
         spatial: list[Tensor | None] = list(feats.unbind(1))
         del feats
-        if t > 1:
-            flows_fwd, flows_bwd = compute_flows(self.spynet, x, chunk=self.flow_chunk)
+        flows = compute_flows(self.spynet, x, chunk=self.flow_chunk) if t > 1 else (None, None)
         passes: dict[str, list[Tensor | None]] = {}
         outputs: list[Tensor] = []
-        zeros = x.new_zeros(b, self.mid_channels, h, w)
         for name in PASSES:
-            backward = name.startswith("backward")
-            order = range(t - 1, -1, -1) if backward else range(t)
-            result: list[Tensor | None] = [None] * t
-            prop, prev2 = zeros, zeros  # outputs of this pass one and two steps back
-            for step, idx in enumerate(order):
-                current = spatial[idx]
-                if step > 0:
-                    # flow from frame idx to the previous step's frame, and that frame's own step flow
-                    flow_1 = flows_bwd[:, idx] if backward else flows_fwd[:, idx - 1]
-                    cond_1 = _warp(prop, flow_1)
-                    if step > 1:
-                        step_flow = flows_bwd[:, idx + 1] if backward else flows_fwd[:, idx - 2]
-                        flow_2 = flow_1 + _warp(step_flow, flow_1)
-                        cond_2 = _warp(prev2, flow_2)
-                        feat_2 = prev2
-                    else:
-                        flow_2 = torch.zeros_like(flow_1)
-                        cond_2 = torch.zeros_like(cond_1)
-                        feat_2 = torch.zeros_like(prop)
-                    aligned = self.deform_align[name](
-                        torch.cat([prop, feat_2], dim=1),
-                        torch.cat([cond_1, current, cond_2], dim=1),
-                        flow_1,
-                        flow_2,
-                    )
-                else:
-                    aligned = zeros
-                earlier = [passes[p][idx] for p in passes]
-                new = aligned + self.backbone[name](torch.cat([current, *earlier, aligned], dim=1))
-                prev2, prop = prop, new
-                if name == PASSES[-1]:
-                    outputs.append(self._reconstruct([current, *earlier, new], x[:, idx]))
-                    spatial[idx] = None  # release what no later step reads
-                    for feats in passes.values():
-                        feats[idx] = None
-                else:
-                    result[idx] = new
-            passes[name] = result
+            passes[name] = self._propagate(name, spatial, passes, flows, x, outputs)
         return torch.stack(outputs, dim=1)
+
+    def _propagate(self, name: str, spatial: list[Tensor | None], passes: dict[str, list[Tensor | None]],
+                   flows: tuple[Tensor | None, Tensor | None], x: Tensor, outputs: list[Tensor]) -> list[Tensor | None]:
+        """One pass of second-order grid propagation (``backward_1`` ... ``forward_2``).
+
+        Args:
+            name: the pass.
+            spatial: per frame ``(B, C, H, W)`` features of ``feat_extract`` (entries released once unused).
+            passes: the earlier passes' per-frame features, in pass order.
+            flows: ``(forward, backward)`` flows ``(B, T-1, 2, H, W)`` (``None`` for a one-frame clip).
+            x: the ``(B, T, 3, H, W)`` LR clip (for the reconstruction's bilinear base).
+            outputs: the last pass appends each frame's ``(B, 3, 4H, 4W)`` reconstruction here, in order.
+
+        Returns:
+            This pass's per-frame features (the last pass: all ``None``, released after reconstruction).
+        """
+        b, t, _, h, w = x.shape
+        flows_fwd, flows_bwd = flows
+        zeros = x.new_zeros(b, self.mid_channels, h, w)
+        backward = name.startswith("backward")
+        order = range(t - 1, -1, -1) if backward else range(t)
+        result: list[Tensor | None] = [None] * t
+        prop, prev2 = zeros, zeros  # outputs of this pass one and two steps back
+        for step, idx in enumerate(order):
+            current = spatial[idx]
+            if step > 0:
+                # flow from frame idx to the previous step's frame, and that frame's own step flow
+                flow_1 = flows_bwd[:, idx] if backward else flows_fwd[:, idx - 1]
+                cond_1 = _warp(prop, flow_1)
+                if step > 1:
+                    step_flow = flows_bwd[:, idx + 1] if backward else flows_fwd[:, idx - 2]
+                    flow_2 = flow_1 + _warp(step_flow, flow_1)
+                    cond_2 = _warp(prev2, flow_2)
+                    feat_2 = prev2
+                else:
+                    flow_2 = torch.zeros_like(flow_1)
+                    cond_2 = torch.zeros_like(cond_1)
+                    feat_2 = torch.zeros_like(prop)
+                aligned = self.deform_align[name](
+                    torch.cat([prop, feat_2], dim=1),
+                    torch.cat([cond_1, current, cond_2], dim=1),
+                    flow_1,
+                    flow_2,
+                )
+            else:
+                aligned = zeros
+            earlier = [passes[p][idx] for p in passes]
+            new = aligned + self.backbone[name](torch.cat([current, *earlier, aligned], dim=1))
+            prev2, prop = prop, new
+            if name == PASSES[-1]:
+                outputs.append(self._reconstruct([current, *earlier, new], x[:, idx]))
+                spatial[idx] = None  # release what no later step reads
+                for feats in passes.values():
+                    feats[idx] = None
+            else:
+                result[idx] = new
+        return result
 
 
 _GENERATOR_MODULES = (

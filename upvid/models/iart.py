@@ -181,7 +181,8 @@ class SwinBlock3D(nn.Module):
         return any(s > 0 for s in self.shift)
 
     def forward(self, x: Tensor, regions: Tensor | None) -> Tensor:
-        """``(B, T, H, W, C) -> (B, T, H, W, C)``; ``regions``: see :func:`~upvid.models.swin.shift_region_labels` (padded size)."""
+        """``(B, T, H, W, C) -> (B, T, H, W, C)``; ``regions``: :func:`~upvid.models.swin.shift_region_labels`
+        of the padded size."""
         b, t, h, w, _ = x.shape
         y = self.norm1(x)
         wd, wh, ww = self.window

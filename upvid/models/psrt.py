@@ -470,40 +470,57 @@ class PSRTRecurrent(X4Head):
             return y[..., : 4 * h, : 4 * w]
 
         feats: list[Tensor | None] = list(self.conv_first(x.flatten(0, 1)).unflatten(0, (b, t)).unbind(1))
-        if t > 1:
-            flows_fwd, flows_bwd = compute_flows(self.spynet, x, chunk=self.flow_chunk)
+        flows = compute_flows(self.spynet, x, chunk=self.flow_chunk) if t > 1 else (None, None)
         outputs: list[Tensor] = []
         for name in PASSES:
-            backward = name.startswith("backward")
-            last = name == PASSES[-1]
-            net = self.patch_align[name]
-            order = range(t - 1, -1, -1) if backward else range(t)
-            result: list[Tensor | None] = [None] * t
-            prop = prev2 = None  # this pass's outputs one and two steps back
-            for step, idx in enumerate(order):
-                current = feats[idx]
-                if step == 0:
-                    stack = [current, current, current]
-                else:
-                    # flow from frame idx to the previous step's frame, and that frame's own step flow
-                    flow_1 = flows_bwd[:, idx] if backward else flows_fwd[:, idx - 1]
-                    cond_1 = patch_align_warp(prop, flow_1)
-                    if step > 1:
-                        step_flow = flows_bwd[:, idx + 1] if backward else flows_fwd[:, idx - 2]
-                        flow_2 = flow_1 + flow_warp(step_flow, flow_1.permute(0, 2, 3, 1))
-                        cond_2 = patch_align_warp(prev2, flow_2)
-                    else:
-                        cond_2 = torch.zeros_like(cond_1)
-                    stack = [cond_1, current, cond_2.to(current.dtype)]
-                new = net(torch.stack([s.to(current.dtype) for s in stack], dim=1))
-                prev2, prop = prop, new
-                feats[idx] = None  # the previous pass's feature of this frame is no longer needed
-                if last:
-                    outputs.append(self._reconstruct(new, x[:, idx]))
-                else:
-                    result[idx] = new
-            feats = result
+            feats = self._propagate(name, feats, flows, x, outputs)
         return torch.stack(outputs, dim=1)
+
+    def _propagate(self, name: str, feats: list[Tensor | None], flows: tuple[Tensor | None, Tensor | None],
+                   x: Tensor, outputs: list[Tensor]) -> list[Tensor | None]:
+        """One pass of second-order propagation with patch alignment (``backward_1`` ... ``forward_2``).
+
+        Args:
+            name: the pass.
+            feats: the previous pass's per-frame ``(B, C, H, W)`` features (consumed: entries released).
+            flows: ``(forward, backward)`` flows ``(B, T-1, 2, H, W)`` (``None`` for a one-frame clip).
+            x: the ``(B, T, 3, H, W)`` LR clip (for the reconstruction's bilinear base).
+            outputs: the last pass appends each frame's ``(B, 3, 4H, 4W)`` reconstruction here, in order.
+
+        Returns:
+            This pass's per-frame features (the last pass: all ``None``).
+        """
+        t = x.shape[1]
+        flows_fwd, flows_bwd = flows
+        backward = name.startswith("backward")
+        last = name == PASSES[-1]
+        net = self.patch_align[name]
+        order = range(t - 1, -1, -1) if backward else range(t)
+        result: list[Tensor | None] = [None] * t
+        prop = prev2 = None  # this pass's outputs one and two steps back
+        for step, idx in enumerate(order):
+            current = feats[idx]
+            if step == 0:
+                stack = [current, current, current]
+            else:
+                # flow from frame idx to the previous step's frame, and that frame's own step flow
+                flow_1 = flows_bwd[:, idx] if backward else flows_fwd[:, idx - 1]
+                cond_1 = patch_align_warp(prop, flow_1)
+                if step > 1:
+                    step_flow = flows_bwd[:, idx + 1] if backward else flows_fwd[:, idx - 2]
+                    flow_2 = flow_1 + flow_warp(step_flow, flow_1.permute(0, 2, 3, 1))
+                    cond_2 = patch_align_warp(prev2, flow_2)
+                else:
+                    cond_2 = torch.zeros_like(cond_1)
+                stack = [cond_1, current, cond_2.to(current.dtype)]
+            new = net(torch.stack([s.to(current.dtype) for s in stack], dim=1))
+            prev2, prop = prop, new
+            feats[idx] = None  # the previous pass's feature of this frame is no longer needed
+            if last:
+                outputs.append(self._reconstruct(new, x[:, idx]))
+            else:
+                result[idx] = new
+        return result
 
 
 def _official_buffers(net: PSRTRecurrent) -> dict[str, Tensor]:

@@ -510,62 +510,82 @@ class RVRT(nn.Module):
         n_clips = t // 2
 
         shallow = [self.feat_extract(x[:, 2 * c: 2 * c + 2]) for c in range(n_clips)]
-        if n_clips > 1:
-            flows_fwd, flows_bwd = compute_flows(self.spynet, x)
+        flows = compute_flows(self.spynet, x) if n_clips > 1 else (None, None)
         feats: dict[str, list[Tensor]] = {"shallow": shallow}
         updated: dict[str, list[tuple[Tensor, Tensor]]] = {}
         outputs: list[Tensor | None] = [None] * n_clips
-
-        for p_idx, name in enumerate(PASSES):
-            backward = name.startswith("backward")
-            first = name.endswith("_1")
-            order = list(range(n_clips))[::-1] if backward else list(range(n_clips))
-            orient = (lambda f: f.flip(1)) if backward else (lambda f: f)
-            earlier = list(feats)  # shallow + the passes already run, in order
-            guide = feats[earlier[-1]]  # queries/keys of the alignment: the previous pass
-            if n_clips > 1:
-                # adj[:, k - 1]: flow on the k-th frame in propagation order to the (k-1)-th
-                adj = flows_fwd if not backward else flows_bwd.flip(1)
-            if first:
-                updated[name] = []
-            out: list[Tensor | None] = [None] * n_clips
-            feat_prop = None
-            for i, c in enumerate(order):
-                if i == 0:
-                    feat_prop = torch.zeros_like(shallow[c])
-                else:
-                    if first:
-                        f01, f12, f23 = adj[:, 2 * i - 2], adj[:, 2 * i - 1], adj[:, 2 * i]
-                        f02 = f12 + _warp(f01, f12)
-                        f13 = f23 + _warp(f12, f23)
-                        f03 = f23 + _warp(f02, f23)
-                        flow_a = torch.stack([f02, f13], 1)
-                        flow_b = torch.stack([f12, f03], 1)
-                    else:
-                        flow_a, flow_b = updated[name.replace("_2", "_1")][i - 1]
-                    warped_a = flow_warp(feat_prop.flatten(0, 1), flow_a.flatten(0, 1).permute(0, 2, 3, 1))
-                    warped_b = flow_warp(feat_prop.flip(1).flatten(0, 1), flow_b.flatten(0, 1).permute(0, 2, 3, 1))
-                    aligned = self.deform_align[name](
-                        orient(guide[c]), orient(guide[order[i - 1]]), feat_prop,
-                        [warped_a.unflatten(0, (b, 2)), warped_b.unflatten(0, (b, 2))], [flow_a, flow_b], first)
-                    if first:
-                        feat_prop, fa, fb = aligned
-                        updated[name].append((fa, fb))
-                    else:
-                        feat_prop = aligned
-                inputs = [orient(feats[k][c]) for k in earlier] + [feat_prop]
-                feat_prop = feat_prop + self.backbone[name](torch.cat(inputs, dim=2))
-                out[c] = orient(feat_prop)
-                if p_idx == len(PASSES) - 1:  # all five features of clip c exist: reconstruct it now
-                    outputs[c] = self._reconstruct(x[:, 2 * c: 2 * c + 2], [feats[k][c] for k in earlier] + [out[c]])
-                    for k in earlier[:-1]:
-                        feats[k][c] = None  # type: ignore[call-overload]
-                    if i > 0:  # clip c of the previous pass is the next step's keys; the clip before it is done
-                        guide[order[i - 1]] = None  # type: ignore[call-overload]
-            feats[name] = out  # type: ignore[assignment]
-            if not first:
-                updated.pop(name.replace("_2", "_1"), None)
+        for name in PASSES:
+            self._propagate(name, x, feats, updated, flows, outputs)
         return torch.cat(outputs, dim=1)[:, :t_in]  # type: ignore[arg-type]
+
+    def _propagate(self, name: str, x: Tensor, feats: dict[str, list[Tensor]],
+                   updated: dict[str, list[tuple[Tensor, Tensor]]], flows: tuple[Tensor | None, Tensor | None],
+                   outputs: list[Tensor | None]) -> None:
+        """One pass of recurrent propagation over the two-frame clips, guided deformable attention aligning
+        each clip to the previous one (``backward_1`` ... ``forward_2``).
+
+        Args:
+            name: the pass.
+            x: the (even-length) ``(B, T, 3, H, W)`` LR clip.
+            feats: per-clip ``(B, 2, C, H, W)`` features of ``shallow`` and the passes already run; this
+                pass's are added under ``name`` (entries no later step reads are released).
+            updated: the flows a ``_1`` pass refined, read (and then dropped) by its ``_2`` pass.
+            flows: ``(forward, backward)`` frame flows ``(B, T-1, 2, H, W)`` (``None`` for one clip).
+            outputs: the last pass stores each clip's ``(B, 2, 3, 4H, 4W)`` reconstruction here.
+        """
+        b = x.shape[0]
+        n_clips = len(feats["shallow"])
+        shallow = feats["shallow"]
+        flows_fwd, flows_bwd = flows
+        p_idx = PASSES.index(name)
+        backward = name.startswith("backward")
+        first = name.endswith("_1")
+        order = list(range(n_clips))[::-1] if backward else list(range(n_clips))
+        orient = (lambda f: f.flip(1)) if backward else (lambda f: f)
+        earlier = list(feats)  # shallow + the passes already run, in order
+        guide = feats[earlier[-1]]  # queries/keys of the alignment: the previous pass
+        if n_clips > 1:
+            # adj[:, k - 1]: flow on the k-th frame in propagation order to the (k-1)-th
+            adj = flows_fwd if not backward else flows_bwd.flip(1)
+        if first:
+            updated[name] = []
+        out: list[Tensor | None] = [None] * n_clips
+        feat_prop = None
+        for i, c in enumerate(order):
+            if i == 0:
+                feat_prop = torch.zeros_like(shallow[c])
+            else:
+                if first:
+                    f01, f12, f23 = adj[:, 2 * i - 2], adj[:, 2 * i - 1], adj[:, 2 * i]
+                    f02 = f12 + _warp(f01, f12)
+                    f13 = f23 + _warp(f12, f23)
+                    f03 = f23 + _warp(f02, f23)
+                    flow_a = torch.stack([f02, f13], 1)
+                    flow_b = torch.stack([f12, f03], 1)
+                else:
+                    flow_a, flow_b = updated[name.replace("_2", "_1")][i - 1]
+                warped_a = flow_warp(feat_prop.flatten(0, 1), flow_a.flatten(0, 1).permute(0, 2, 3, 1))
+                warped_b = flow_warp(feat_prop.flip(1).flatten(0, 1), flow_b.flatten(0, 1).permute(0, 2, 3, 1))
+                aligned = self.deform_align[name](
+                    orient(guide[c]), orient(guide[order[i - 1]]), feat_prop,
+                    [warped_a.unflatten(0, (b, 2)), warped_b.unflatten(0, (b, 2))], [flow_a, flow_b], first)
+                if first:
+                    feat_prop, fa, fb = aligned
+                    updated[name].append((fa, fb))
+                else:
+                    feat_prop = aligned
+            inputs = [orient(feats[k][c]) for k in earlier] + [feat_prop]
+            feat_prop = feat_prop + self.backbone[name](torch.cat(inputs, dim=2))
+            out[c] = orient(feat_prop)
+            if p_idx == len(PASSES) - 1:  # all five features of clip c exist: reconstruct it now
+                outputs[c] = self._reconstruct(x[:, 2 * c: 2 * c + 2], [feats[k][c] for k in earlier] + [out[c]])
+                for k in earlier[:-1]:
+                    feats[k][c] = None  # type: ignore[call-overload]
+                if i > 0:  # clip c of the previous pass is the next step's keys; the clip before it is done
+                    guide[order[i - 1]] = None  # type: ignore[call-overload]
+        feats[name] = out  # type: ignore[assignment]
+        if not first:
+            updated.pop(name.replace("_2", "_1"), None)
 
 
 _STAGE = r"^(feat_extract|reconstruction|backbone\.\w+)\."
