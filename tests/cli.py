@@ -36,10 +36,11 @@ def run(*args, env: Mapping[str, str] | None = None, replace_env: bool = False, 
 
 
 def spawn(*args, env: Mapping[str, str] | None = None, **kwargs) -> subprocess.Popen:
-    """``python -m upvid ARGS`` started in the background (to be signalled), output piped as text."""
+    """``python -m upvid ARGS`` started in the background (to be signalled), output piped (as text unless ``text=False``)."""
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
-    return subprocess.Popen(_command(args), text=True, env=_env(env, False), **kwargs)
+    kwargs.setdefault("text", True)
+    return subprocess.Popen(_command(args), env=_env(env, False), **kwargs)
 
 
 def call(*args) -> tuple[int, str, str]:

@@ -14,7 +14,8 @@ code   exception                   meaning
 5      :class:`UnknownModelError`  no such model / scale not offered by the model
 6      :class:`WeightsError`       weights unavailable, download failed, sha256 mismatch
 7      :class:`OutOfMemoryError`   out of memory even at the smallest tile
-8      :class:`EncodeError`        the encoder or muxer failed (codec, pixel format)
+8      :class:`EncodeError`        the encoder or muxer failed (codec, pixel format, no ffmpeg binary)
+9      :class:`PipeClosedError`    OUT is ``-`` and the reader of stdout went away (a broken pipe)
 130    (KeyboardInterrupt)         interrupted (Ctrl-C / SIGINT / SIGTERM)
 =====  ==========================  ===============================================
 """
@@ -77,3 +78,9 @@ class ModelInputError(UsageError):
 
 
 EXIT_INTERRUPTED = 130
+
+
+class PipeClosedError(OutputError):
+    """The program reading upvid's stdout closed it before the stream ended (a broken pipe)."""
+
+    exit_code = 9

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -76,8 +77,9 @@ def _line(msg: str) -> None:
 @app.command("upscale", epilog=EXAMPLES)
 def upscale(
     paths: Annotated[list[Path], typer.Argument(
-        help="IN OUT (a video file or a folder of images each), or with --output-dir any number of inputs "
-        "(video files, folders of videos, folders of images).", show_default=False, metavar="IN... [OUT]")],
+        help="IN OUT (a video file or a folder of images each; - is stdin / stdout), or with --output-dir any "
+        "number of inputs (video files, folders of videos, folders of images).", show_default=False,
+        metavar="IN... [OUT]")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `upvid models`).")] = DEFAULT_MODEL,
     scale: Annotated[Optional[int], typer.Option("--scale", "-s", help="Upscaling factor (default: the model's).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -101,8 +103,15 @@ def upscale(
     fps: Annotated[str, typer.Option(help="Frame rate given to image-folder inputs (e.g. 25, 30000/1001).")] = "25",
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Batch: write each input's "
                                                        "output into this folder (created if missing).")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", help="Batch: output container (mp4, mkv, mov, webm, "
-                                                  "avi) or png (folders of frames); default: the input's own.")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="OUT -: the stream's container (y4m, nut, "
+                                                  "matroska, mpegts; default nut). Batch: output container (mp4, mkv, "
+                                                  "mov, webm, avi) or png (folders of frames); default: the input's "
+                                                  "own.")] = None,
+    input_format: Annotated[Optional[str], typer.Option("--input-format", help="IN -: the stream's container (y4m, "
+                                                        "nut, matroska, mpegts); default: detected.")] = None,
+    deinterlace: Annotated[str, typer.Option("--deinterlace", help="auto: bwdif when the stream is flagged "
+                                             "interlaced (or idet finds it so); off; bwdif (a frame per frame); "
+                                             "bwdif-field (a frame per field, double rate).")] = "auto",
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted job from its last complete "
                                          "segment instead of starting over.")] = False,
@@ -159,7 +168,25 @@ def upscale(
         pix_fmt = "yuv420p"
     if segment_frames < 1 or not segment_seconds > 0:  # `not >` also refuses nan
         raise UsageError("--segment-frames and --segment-seconds must be > 0")
-    if format is not None and format.lower().lstrip(".") not in (*BATCH_FORMATS, "images", "frames", "dir", "folder"):
+    from upvid.job.stream import is_pipe, pipe_format, run_stream
+
+    piped = output_dir is None and len(paths) == 2 and any(is_pipe(p) for p in paths)
+    if any(is_pipe(p) for p in paths) and not piped:
+        raise UsageError("- (stdin/stdout) is for a single IN OUT, not a batch")
+    if piped:
+        if is_pipe(paths[1]):
+            pipe_format(format, "--format")
+            if json_out:
+                raise UsageError("--json prints on stdout, which carries the stream when OUT is -")
+        elif format is not None:
+            raise UsageError("--format goes with OUT - or --output-dir (a single OUT's suffix picks its container)")
+        if input_format is not None and not is_pipe(paths[0]):
+            raise UsageError("--input-format goes with IN - (a file's format is detected)")
+        pipe_format(input_format, "--input-format")
+    elif input_format is not None:
+        raise UsageError("--input-format goes with IN - (a file's format is detected)")
+    batch_formats = (*BATCH_FORMATS, "images", "frames", "dir", "folder")
+    if not piped and format is not None and format.lower().lstrip(".") not in batch_formats:
         raise UsageError(f"--format must be one of {', '.join(BATCH_FORMATS)}, got {format!r}")
     from upvid.io.mux import AUDIO_CODECS
     from upvid.io.span import parse_span
@@ -180,8 +207,10 @@ def upscale(
                       outscale=outscale, size=out_size, height=height, audio_codec="none" if no_audio else audio_codec,
                       audio_bitrate=_parse_bitrate(audio_bitrate) if audio_bitrate else None, suffix=suffix,
                       scene_cuts=scene_cuts, scene_detector=scene_detector, scene_threshold=scene_threshold,
-                      span=parse_span(start, duration, frames), denoise=denoise)
+                      span=parse_span(start, duration, frames), denoise=denoise, deinterlace=deinterlace)
     resolve_device(device)  # a bad --device is a usage error before any file is touched
+    if piped:
+        return _run_piped(paths[0], paths[1], opts, model, format, input_format, quiet, run_stream, EngineFactory)
     if output_dir is None:
         if len(paths) != 2:
             raise UsageError(f"give IN OUT, or several inputs with --output-dir DIR (got {len(paths)} paths)")
@@ -254,6 +283,44 @@ def upscale(
     if json_out:
         print(json.dumps(_summary(results), indent=1))
     return first_code
+
+
+def _run_piped(inp, out, opts, model, format, input_format, quiet, run_stream, factory) -> int:
+    """IN or OUT is ``-``: one streaming job (:mod:`upvid.job.stream`); messages on stderr only."""
+    from upvid.job import GlobalError
+
+    engines = factory(opts)
+    progress = _progress(quiet)
+    try:
+        if progress is not None:
+            with progress:
+                task = progress.add_task("upscale", total=None, fps=0.0)
+
+                def on_frame(done: int, total: int) -> None:
+                    elapsed = progress.tasks[task].elapsed or 1e-9
+                    progress.update(task, completed=done, total=None, fps=done / elapsed)
+
+                r = run_stream(inp, out, opts, engines, input_format=input_format, output_format=format,
+                               on_frame=on_frame)
+        else:
+            r = run_stream(inp, out, opts, engines, input_format=input_format, output_format=format)
+    except GlobalError as g:
+        raise g.error from None
+    except UpvidError as e:
+        from upvid.errors import PipeClosedError
+
+        if isinstance(e, PipeClosedError):  # nothing more can be written there, not even at exit
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except OSError:
+                pass
+        raise
+    if not quiet:
+        fps_ = r.frames / r.seconds if r.seconds else 0.0
+        _line(f"{inp} -> {out}: ok, {r.frames} frames, {r.size} ({model}, x{engines.net.scale}, {engines.device}) "
+              f"in {r.seconds:.1f} s, {fps_:.2f} fps")
+    return 0
 
 
 def _summary(results) -> dict:

@@ -109,7 +109,8 @@ def encoder_formats(codec: str) -> list[str]:
     try:
         c = av.codec.Codec(codec, "w")
     except (ValueError, av.error.FFmpegError) as e:
-        raise EncodeError(f"unknown encoder {codec!r} (see `ffmpeg -encoders`; e.g. libx264, libx265, libsvtav1, libvpx-vp9)") from e
+        raise EncodeError(f"unknown encoder {codec!r} (see `ffmpeg -encoders`; e.g. libx264, libx265, libsvtav1, "
+                          "libvpx-vp9)") from e
     if c.type != "video":
         raise EncodeError(f"{codec!r} is not a video encoder")
     return [f.name for f in (c.video_formats or [])]

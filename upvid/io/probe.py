@@ -43,6 +43,7 @@ class VideoInfo:
         color_primaries, color_trc, colorspace, color_range: codec colour tags (ints, ffmpeg enums).
         others: the audio and subtitle streams.
         stream_index: container index of the video stream (-1: the first video stream).
+        field_order: FFmpeg's ``AVFieldOrder`` of the stream (0 unknown, 1 progressive, 2-5 interlaced).
     """
 
     path: Path
@@ -65,6 +66,7 @@ class VideoInfo:
     color_range: int = 0
     others: tuple[StreamInfo, ...] = field(default_factory=tuple)
     stream_index: int = -1
+    field_order: int = 0
 
     @property
     def audio(self) -> list[StreamInfo]:
@@ -147,46 +149,61 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 def _probe(path: str | os.PathLike) -> VideoInfo:
     with open_input(path) as c:
-        v = video_stream(c)
-        if v is None:
-            kinds = ", ".join(sorted({s.type for s in c.streams})) or "no streams"
-            if c.streams.video:
-                kinds += ", cover art only"
-            raise InputError(f"{path}: no video stream ({kinds})")
-        cc = v.codec_context
-        if cc is None or not cc.name or cc.name == "none":
-            tag = getattr(cc, "codec_tag", None) if cc is not None else None
-            raise InputError(f"{path}: video codec not supported by this FFmpeg build (tag {tag or 'unknown'})")
-        if not cc.width or not cc.height:
-            raise InputError(f"{path}: video stream has no frame size (corrupt or unsupported codec)")
-        fps = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
-        tb = v.time_base or Fraction(1, 90000)
-        if v.duration is not None:
-            duration = float(v.duration * tb)
-        elif c.duration is not None:
-            duration = c.duration / av.time_base
-        else:
-            duration = 0.0
-        frames = v.frames or int(round(duration * float(fps)))
-        start = float(v.start_time * tb) if v.start_time is not None else 0.0
-        rotation = 0
-        try:
-            for frame in c.decode(v):
-                rotation = int(frame.rotation or 0)
-                break
-        except av.error.FFmpegError:
-            pass
-        others = tuple(
-            StreamInfo(s.index, s.type, s.codec_context.name if s.codec_context else "none", s.language)
-            for s in c.streams
-            if s.index != v.index and s.type in ("audio", "subtitle")
-        )
-        return VideoInfo(
-            path=Path(path), container=c.format.name, codec=cc.name, width=cc.width, height=cc.height,
-            fps=Fraction(fps), time_base=Fraction(tb), frames=int(frames), duration=duration,
-            start_time=start, pix_fmt=cc.pix_fmt or "yuv420p", bit_depth=bit_depth_of(cc.pix_fmt),
-            rotation=rotation, sample_aspect_ratio=Fraction(v.sample_aspect_ratio or 1) or Fraction(1),
-            color_primaries=int(cc.color_primaries), color_trc=int(cc.color_trc),
-            colorspace=int(cc.colorspace), color_range=int(cc.color_range), others=others,
-            stream_index=v.index,
-        )
+        return describe(c, path)
+
+
+def describe(c: av.container.InputContainer, path: str | os.PathLike, *, read_first_frame: bool = True) -> VideoInfo:
+    """Describe the first video stream of an open container (a file, or a stream on stdin).
+
+    Args:
+        c: the container.
+        path: its name in messages (``-`` for stdin).
+        read_first_frame: decode the first frame for its rotation (``False`` for a pipe, which
+            cannot be read twice: rotation 0).
+
+    Raises:
+        InputError: no video stream, an unsupported codec, no frame size.
+    """
+    v = video_stream(c)
+    if v is None:
+        kinds = ", ".join(sorted({s.type for s in c.streams})) or "no streams"
+        if c.streams.video:
+            kinds += ", cover art only"
+        raise InputError(f"{path}: no video stream ({kinds})")
+    cc = v.codec_context
+    if cc is None or not cc.name or cc.name == "none":
+        tag = getattr(cc, "codec_tag", None) if cc is not None else None
+        raise InputError(f"{path}: video codec not supported by this FFmpeg build (tag {tag or 'unknown'})")
+    if not cc.width or not cc.height:
+        raise InputError(f"{path}: video stream has no frame size (corrupt or unsupported codec)")
+    fps = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
+    tb = v.time_base or Fraction(1, 90000)
+    if v.duration is not None:
+        duration = float(v.duration * tb)
+    elif c.duration is not None:
+        duration = c.duration / av.time_base
+    else:
+        duration = 0.0
+    frames = v.frames or int(round(duration * float(fps)))
+    start = float(v.start_time * tb) if v.start_time is not None else 0.0
+    rotation = 0
+    try:
+        for frame in (c.decode(v) if read_first_frame else ()):
+            rotation = int(frame.rotation or 0)
+            break
+    except av.error.FFmpegError:
+        pass
+    others = tuple(
+        StreamInfo(s.index, s.type, s.codec_context.name if s.codec_context else "none", s.language)
+        for s in c.streams
+        if s.index != v.index and s.type in ("audio", "subtitle")
+    )
+    return VideoInfo(
+        path=Path(path), container=c.format.name, codec=cc.name, width=cc.width, height=cc.height,
+        fps=Fraction(fps), time_base=Fraction(tb), frames=int(frames), duration=duration,
+        start_time=start, pix_fmt=cc.pix_fmt or "yuv420p", bit_depth=bit_depth_of(cc.pix_fmt),
+        rotation=rotation, sample_aspect_ratio=Fraction(v.sample_aspect_ratio or 1) or Fraction(1),
+        color_primaries=int(cc.color_primaries), color_trc=int(cc.color_trc),
+        colorspace=int(cc.colorspace), color_range=int(cc.color_range), others=others,
+        stream_index=v.index, field_order=int(getattr(cc, "field_order", 0) or 0),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -53,7 +53,7 @@ def yuv_eligible(info: VideoInfo) -> bool:
 
 def read_frames(
     path: str | os.PathLike, info: VideoInfo, *, high_bit_depth: bool | None = None, max_errors: int = 50,
-    yuv: bool = False, span: Span | None = None,
+    yuv: bool = False, span: Span | None = None, deinterlace: tuple[str, bool] = ("off", False),
 ) -> Iterator[DecodedFrame]:
     """Decode the first video stream of ``path`` to RGB, converting with the stream's own colour matrix and range.
 
@@ -70,12 +70,45 @@ def read_frames(
         span: only the frames of this stretch (``--start``/``--frames``): those before it are
             decoded but not converted, decoding stops after it. ``index`` stays the frame's
             number in the whole video.
+        deinterlace: ``(mode, every_frame)`` of :func:`upvid.io.deinterlace.resolve_mode`; with a
+            mode other than ``off`` the frames pass through ``bwdif`` and ``info`` must be
+            :func:`~upvid.io.deinterlace.deinterlaced_info` (its time base, rate and count).
 
     Yields:
         :class:`DecodedFrame` in presentation order.
 
     Raises:
         InputError: unreadable, or no frame could be decoded.
+    """
+    with open_input(path) as c:
+        yield from decode_frames(c, info, path, high_bit_depth=high_bit_depth, max_errors=max_errors, yuv=yuv,
+                                 span=span, filters=deinterlacer(c, info, *deinterlace))
+
+
+def deinterlacer(c: av.container.InputContainer, info: VideoInfo, mode: str, every_frame: bool = True):
+    """The ``bwdif`` filter for ``mode`` on ``c``'s video stream, or ``None`` for ``off``."""
+    if mode == "off":
+        return None
+    from upvid.io.deinterlace import Bwdif
+
+    stream = c.streams[info.stream_index] if info.stream_index >= 0 else c.streams.video[0]
+    return Bwdif(stream, field=mode == "bwdif-field", every_frame=every_frame)
+
+
+def decode_frames(
+    c: av.container.InputContainer, info: VideoInfo, path: str | os.PathLike, *, high_bit_depth: bool | None = None,
+    max_errors: int = 50, yuv: bool = False, span: Span | None = None,
+    others: Callable[[av.Packet], None] | None = None, filters: Callable[[av.VideoFrame], list] | None = None,
+) -> Iterator[DecodedFrame]:
+    """:func:`read_frames` on an open container (a file, or a stream on stdin read once).
+
+    Args:
+        c, info, path: the container, its :func:`~upvid.io.probe.describe` result, its name in messages.
+        others: when given, the audio/subtitle packets of ``info.others`` are demuxed with the
+            video (in file order) and handed to it, so a stream is read in one pass.
+        filters: a frame filter (deinterlacing): decoded frame -> the frames to emit (0, 1 or 2),
+            called with ``None`` at the end to flush.
+        high_bit_depth, max_errors, yuv, span: as for :func:`read_frames`.
     """
     deep = info.bit_depth > 8 if high_bit_depth is None else high_bit_depth
     planar = yuv and not deep and yuv_eligible(info)
@@ -85,58 +118,70 @@ def read_frames(
     errors = 0
     resized = False
     last_t: float | None = None
-    with open_input(path) as c:
-        stream = c.streams[info.stream_index] if info.stream_index >= 0 else c.streams.video[0]
-        stream.thread_type = "AUTO"
-        packets = c.demux(stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
+    stream = c.streams[info.stream_index] if info.stream_index >= 0 else c.streams.video[0]
+    stream.thread_type = "AUTO"
+    extra = [c.streams[o.index] for o in info.others] if others is not None else []
+    packets = c.demux(stream, *extra)
+    flushed = False
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            if filters is None or flushed:
                 break
-            except av.error.FFmpegError as e:  # demuxer-level corruption: stop here, keep what we have
-                log.warning("%s: demux error after %d frames (%s); stopping", path, n, e)
-                break
+            flushed, packet = True, None  # drain the filter (bwdif holds a frame back)
+        except av.error.FFmpegError as e:  # demuxer-level corruption: stop here, keep what we have
+            log.warning("%s: demux error after %d frames (%s); stopping", path, n, e)
+            break
+        if packet is None:
+            frames = filters(None)
+        elif packet.stream.index != stream.index:
+            if packet.size or packet.pts is not None:
+                others(packet)
+            continue
+        else:
             try:
                 frames = packet.decode()
                 errors = 0
+                if filters is not None:
+                    frames = [g for f in frames for g in filters(f)]
             except av.error.FFmpegError as e:
                 errors += 1
                 log.warning("%s: skipping a corrupt packet at pts %s (%s)", path, packet.pts, e)
                 if errors > max_errors:
                     raise InputError(f"{path}: {errors} corrupt packets in a row; giving up after {n} frames") from e
                 continue
-            for frame in frames:
-                if span is not None:
-                    t = (float(frame.pts * frame.time_base) - info.start_time
-                         if frame.pts is not None and frame.time_base is not None else None)
-                    if span.past(n, t):
-                        return
-                    if not span.contains(n, t):
-                        n += 1
-                        continue
-                rng = "JPEG" if frame.color_range == 2 or frame.format.name.startswith("yuvj") else None
-                try:
-                    if (frame.width, frame.height) != (info.width, info.height):
-                        if not resized:
-                            log.warning("%s: frame size changes mid-stream (%dx%d -> %dx%d); rescaling to the first size",
-                                        path, info.width, info.height, frame.width, frame.height)
-                            resized = True
-                        rgb = frame.to_ndarray(format=fmt, width=info.width, height=info.height, src_color_range=rng)
-                    elif planar and frame.format.name == fmt:
-                        rgb = frame.to_ndarray()  # the decoder's planes, untouched
-                    else:
-                        rgb = frame.to_ndarray(format=fmt, src_color_range=rng)
-                except (av.error.FFmpegError, ValueError) as e:  # a damaged frame the converter refuses
-                    log.warning("%s: skipping a frame that cannot be converted (%s)", path, e)
+        for frame in frames:
+            if span is not None:
+                t = (float(frame.pts * frame.time_base) - info.start_time
+                     if frame.pts is not None and frame.time_base is not None else None)
+                if span.past(n, t):
+                    return
+                if not span.contains(n, t):
+                    n += 1
                     continue
-                if frame.pts is not None and frame.time_base is not None:
-                    last_t = float(frame.pts * frame.time_base)
-                if planar:  # the planes as decoded (a mid-stream size/format change is resampled to them)
-                    yield DecodedFrame(rgb=None, pts=frame.pts, index=n, yuv=Yuv420(rgb, info.colorspace, full_range))
+            rng = "JPEG" if frame.color_range == 2 or frame.format.name.startswith("yuvj") else None
+            try:
+                if (frame.width, frame.height) != (info.width, info.height):
+                    if not resized:
+                        log.warning("%s: frame size changes mid-stream (%dx%d -> %dx%d); rescaling to the first size",
+                                    path, info.width, info.height, frame.width, frame.height)
+                        resized = True
+                    rgb = frame.to_ndarray(format=fmt, width=info.width, height=info.height, src_color_range=rng)
+                elif planar and frame.format.name == fmt:
+                    rgb = frame.to_ndarray()  # the decoder's planes, untouched
                 else:
-                    yield DecodedFrame(rgb=rgb, pts=frame.pts, index=n)
-                n += 1
+                    rgb = frame.to_ndarray(format=fmt, src_color_range=rng)
+            except (av.error.FFmpegError, ValueError) as e:  # a damaged frame the converter refuses
+                log.warning("%s: skipping a frame that cannot be converted (%s)", path, e)
+                continue
+            if frame.pts is not None and frame.time_base is not None:
+                last_t = float(frame.pts * frame.time_base)
+            if planar:  # the planes as decoded (a mid-stream size/format change is resampled to them)
+                yield DecodedFrame(rgb=None, pts=frame.pts, index=n, yuv=Yuv420(rgb, info.colorspace, full_range))
+            else:
+                yield DecodedFrame(rgb=rgb, pts=frame.pts, index=n)
+            n += 1
     if n == 0:
         raise InputError(f"{path}: no decodable video frame")
     if info.duration > 0 and last_t is not None:  # compare with the duration the header announced

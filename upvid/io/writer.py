@@ -20,6 +20,7 @@ import logging
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -59,6 +60,7 @@ class VideoWriter:
         pix_fmt: encoder pixel format (``yuv420p``, ``yuv420p10le``, ...).
         container_format: FFmpeg muxer name, default from ``path``'s suffix.
         copy_streams: mux the input's audio/subtitle streams and chapters.
+        target: write to this binary file object (stdout) instead of ``path`` (then a name for messages).
 
     Raises:
         OutputError: the file cannot be created.
@@ -78,6 +80,7 @@ class VideoWriter:
         pix_fmt: str = "yuv420p",
         container_format: str | None = None,
         copy_streams: bool = True,
+        target: BinaryIO | None = None,
     ) -> None:
         self.info = info
         self.path = Path(path)
@@ -95,7 +98,7 @@ class VideoWriter:
                         "--pix-fmt yuv444p keeps the exact size)", width, height, pix_fmt, self.enc_width, self.enc_height)
         self.extras: _Extras | None = None
         try:
-            self.out = av.open(media_url(path), "w", format=container_format)
+            self.out = av.open(target if target is not None else media_url(path), "w", format=container_format)
         except av.error.FFmpegError as e:
             raise OutputError(f"{path}: cannot create ({_err(e)})") from e
         except (ValueError, OSError) as e:

@@ -60,6 +60,7 @@ class JobOptions:
     scene_threshold: float | None = None  # its threshold (default: PySceneDetect's)
     span: Span | None = None              # a preview: --start/--duration or --frames (upvid.io.span)
     denoise: float | None = None          # --denoise: weight of the model's own weights vs its twin's
+    deinterlace: str = "auto"             # auto | off | bwdif | bwdif-field (upvid.io.deinterlace)
 
     def __post_init__(self) -> None:
         """Check the output-size options (they exclude each other).
@@ -79,6 +80,10 @@ class JobOptions:
             raise UsageError(f"--scene-cuts must be auto, off or a file of cuts; {self.scene_cuts}: no such file")
         if self.scene_detector not in DETECTORS:
             raise UsageError(f"--scene-detector must be one of {', '.join(DETECTORS)}, got {self.scene_detector!r}")
+        from upvid.io.deinterlace import MODES
+
+        if self.deinterlace not in MODES:
+            raise UsageError(f"--deinterlace must be one of {', '.join(MODES)}, got {self.deinterlace!r}")
         if self.scene_threshold is not None and not self.scene_threshold > 0:
             raise UsageError(f"--scene-threshold must be > 0, got {self.scene_threshold}")
 

@@ -165,7 +165,8 @@ def fingerprint(inp: Path, out: Path, opts: JobOptions, net, codec: str | None, 
             "out_size": [opts.outscale, list(opts.size) if opts.size else None, opts.height],
             "audio": [opts.audio_codec, opts.audio_bitrate],
             "scene_cuts": [_cuts_identity(opts.scene_cuts), opts.scene_detector, opts.scene_threshold],
-            "span": opts.span.describe() if opts.span else None, "denoise": opts.denoise}
+            "span": opts.span.describe() if opts.span else None, "denoise": opts.denoise,
+            "deinterlace": opts.deinterlace}
 
 
 def _cuts_identity(mode: str) -> str:

@@ -15,10 +15,12 @@ from upvid.engine.upscale import queue_size
 from upvid.engine.shots import ResumedCuts, cut_finder
 from upvid.errors import EncodeError, InputError, OutputError, UpvidError, UsageError
 from upvid.io.codecs import check_encoder_options, check_frame_size, choose_pix_fmt, default_codec, yuv420_target
+from upvid.io.deinterlace import deinterlaced_info, resolve_mode
 from upvid.io.images import probe_images, read_image_frames
 from upvid.io.mux import AudioOptions, assemble, check_audio, remove_stale_temps, unique_temp_path
-from upvid.io.probe import VideoInfo, bit_depth_of, probe
+from upvid.io.probe import bit_depth_of, probe
 from upvid.io.reader import read_frames
+from upvid.job.clock import FrameClock
 from upvid.job.memory import check_memory
 from upvid.job.options import JobOptions, JobResult
 from upvid.job.outputs import check_output, is_image_input, is_image_output, output_size, publish_frames, work_dir_for
@@ -110,6 +112,10 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     image_in = is_image_input(inp)
     image_out = is_image_output(out)
     info = probe_images(inp, opts.fps) if image_in else probe(inp)
+    deint = ("off", False) if image_in else resolve_mode(opts.deinterlace, info, inp)
+    if deint[0] != "off":
+        log.info("%s: deinterlacing with %s", inp, deint[0])
+        info = deinterlaced_info(info, deint[0])
     if image_out and info.others:
         log.warning("%s: writing a folder of PNG frames; its %d audio/subtitle stream(s) are not kept "
                     "(give OUT a video suffix, e.g. .mkv, to keep them)", out, len(info.others))
@@ -143,7 +149,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     work = work_dir_for(out)
     journal = open_journal(work, fingerprint(inp, out, opts, net, codec, pix_fmt), opts.resume)
     done = journal.frames_done
-    clock = _Clock(info, opts.span is not None)
+    clock = FrameClock(info, opts.span is not None)
     cuts = cut_finder(opts.scene_cuts, net.family, net.record.frames, fps=float(info.fps or 25),
                       detector=opts.scene_detector, threshold=opts.scene_threshold, time_of=clock.times.get,
                       frame_of=clock.numbers.get)
@@ -162,7 +168,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
                 sink = VideoSink(journal, done - start, opts, info, out, size, codec, pix_fmt)
             planar = on_device and not image_in and not deep
             frames = (read_image_frames(info, high_bit_depth=deep, span=opts.span) if image_in
-                      else read_frames(inp, info, high_bit_depth=deep, yuv=planar, span=opts.span))
+                      else read_frames(inp, info, high_bit_depth=deep, yuv=planar, span=opts.span, deinterlace=deint))
             source = (f for f in clock.renumber(frames) if f.index >= start)
             total = 0 if opts.span else info.frames
             cb = (lambda n: on_frame(start + n, total)) if on_frame is not None else None
@@ -213,39 +219,6 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
         raise
     return JobResult(str(inp), str(out), "ok", frames=journal.frames_done, resumed_from=done,
                      seconds=round(time.perf_counter() - t0, 3), size=f"{info.width}x{info.height}->{size[0]}x{size[1]}")
-
-
-class _Clock:
-    """Numbers the frames handed to the engine from 0 (a preview's first frame is 0) and notes
-    each one's time and input frame number, for cut files; for a preview it moves the video's
-    timestamps to start at 0 and records the input window ``[t0, t1)`` for the audio.
-    Entries far behind are dropped, so it stays small."""
-
-    def __init__(self, info: VideoInfo, shift: bool) -> None:
-        self.info, self.shift = info, shift
-        self.times: dict[int, float] = {}    # output frame -> seconds from the video's start
-        self.numbers: dict[int, int] = {}    # output frame -> input frame number
-        self.window: tuple[float, float] | None = None
-
-    def renumber(self, frames):
-        import dataclasses
-
-        info, tb = self.info, self.info.time_base
-        pts0 = None
-        step = 1 / float(info.fps or 25)
-        for k, f in enumerate(frames):
-            t = float(f.pts * tb) - info.start_time if f.pts is not None and tb else f.index * step
-            self.times[k], self.numbers[k] = t, f.index
-            self.times.pop(k - 1000, None)
-            self.numbers.pop(k - 1000, None)
-            if self.shift:
-                if pts0 is None:
-                    pts0 = f.pts if f.pts is not None else 0
-                    t0 = t + info.start_time
-                self.window = (t0, t + info.start_time + step)
-                yield dataclasses.replace(f, index=k, pts=None if f.pts is None else f.pts - pts0)
-            else:
-                yield dataclasses.replace(f, index=k) if f.index != k else f
 
 
 class JoinError(EncodeError):
