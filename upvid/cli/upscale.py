@@ -107,6 +107,9 @@ def upscale(
                                                   "matroska, mpegts; default nut). Batch: output container (mp4, mkv, "
                                                   "mov, webm, avi) or png (folders of frames); default: the input's "
                                                   "own.")] = None,
+    encoder: Annotated[str, typer.Option("--encoder", help="pyav (in process) or ffmpeg: an external ffmpeg "
+                                         "binary encodes (hardware encoders: --codec h264_nvenc, hevc_vaapi, ...; "
+                                         "$UPVID_FFMPEG picks the binary).")] = "pyav",
     input_format: Annotated[Optional[str], typer.Option("--input-format", help="IN -: the stream's container (y4m, "
                                                         "nut, matroska, mpegts); default: detected.")] = None,
     deinterlace: Annotated[str, typer.Option("--deinterlace", help="auto: bwdif when the stream is flagged "
@@ -207,7 +210,8 @@ def upscale(
                       outscale=outscale, size=out_size, height=height, audio_codec="none" if no_audio else audio_codec,
                       audio_bitrate=_parse_bitrate(audio_bitrate) if audio_bitrate else None, suffix=suffix,
                       scene_cuts=scene_cuts, scene_detector=scene_detector, scene_threshold=scene_threshold,
-                      span=parse_span(start, duration, frames), denoise=denoise, deinterlace=deinterlace)
+                      span=parse_span(start, duration, frames), denoise=denoise, deinterlace=deinterlace,
+                      encoder=encoder)
     resolve_device(device)  # a bad --device is a usage error before any file is touched
     if piped:
         return _run_piped(paths[0], paths[1], opts, model, format, input_format, quiet, run_stream, EngineFactory)

@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 
 from upvid.errors import InputError
+from upvid.io.hdr import HdrMetadata, from_frame
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class VideoInfo:
         others: the audio and subtitle streams.
         stream_index: container index of the video stream (-1: the first video stream).
         field_order: FFmpeg's ``AVFieldOrder`` of the stream (0 unknown, 1 progressive, 2-5 interlaced).
+        hdr: HDR10 mastering-display / content-light metadata of the first frame (:mod:`upvid.io.hdr`).
     """
 
     path: Path
@@ -67,6 +69,7 @@ class VideoInfo:
     others: tuple[StreamInfo, ...] = field(default_factory=tuple)
     stream_index: int = -1
     field_order: int = 0
+    hdr: HdrMetadata | None = None
 
     @property
     def audio(self) -> list[StreamInfo]:
@@ -187,9 +190,11 @@ def describe(c: av.container.InputContainer, path: str | os.PathLike, *, read_fi
     frames = v.frames or int(round(duration * float(fps)))
     start = float(v.start_time * tb) if v.start_time is not None else 0.0
     rotation = 0
+    hdr = None
     try:
         for frame in (c.decode(v) if read_first_frame else ()):
             rotation = int(frame.rotation or 0)
+            hdr = from_frame(frame)
             break
     except av.error.FFmpegError:
         pass
@@ -205,5 +210,5 @@ def describe(c: av.container.InputContainer, path: str | os.PathLike, *, read_fi
         rotation=rotation, sample_aspect_ratio=Fraction(v.sample_aspect_ratio or 1) or Fraction(1),
         color_primaries=int(cc.color_primaries), color_trc=int(cc.color_trc),
         colorspace=int(cc.colorspace), color_range=int(cc.color_range), others=others,
-        stream_index=v.index, field_order=int(getattr(cc, "field_order", 0) or 0),
+        stream_index=v.index, field_order=int(getattr(cc, "field_order", 0) or 0), hdr=hdr,
     )

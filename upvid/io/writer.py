@@ -27,6 +27,7 @@ import numpy as np
 
 from upvid.errors import EncodeError, OutputError
 from upvid.frames import Yuv420
+from upvid.io.hdr import encoder_params
 from upvid.io.codecs import (
     _CHECKED_MUXERS,
     _QUALITY_OPTS,
@@ -40,7 +41,7 @@ from upvid.io.codecs import (
     yuv420_target,
 )
 from upvid.io.mux import _err, _Extras, _output_error
-from upvid.io.probe import VideoInfo, media_url
+from upvid.io.probe import VideoInfo, bit_depth_of, media_url
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,10 @@ class VideoWriter:
             opts["x265-params"] = "log-level=error"
         if codec == "libsvtav1":
             os.environ.setdefault("SVT_LOG", "1")
+        hdr = encoder_params(info.hdr, codec) if bit_depth_of(pix_fmt) >= 10 else None
+        if hdr is not None:  # HDR10 mastering display and light levels (the colour tags follow below)
+            key, params = hdr
+            opts[key] = ":".join(p for p in (opts.get(key), *params) if p)
         cc.options = opts
         if self.sequential:  # no timestamps to reorder B-frames with (AVI, MPEG-PS, Ogg)
             cc.max_b_frames = 0

@@ -61,6 +61,7 @@ class JobOptions:
     span: Span | None = None              # a preview: --start/--duration or --frames (upvid.io.span)
     denoise: float | None = None          # --denoise: weight of the model's own weights vs its twin's
     deinterlace: str = "auto"             # auto | off | bwdif | bwdif-field (upvid.io.deinterlace)
+    encoder: str = "pyav"                 # pyav (in process) | ffmpeg (an external binary, upvid.io.external)
 
     def __post_init__(self) -> None:
         """Check the output-size options (they exclude each other).
@@ -81,6 +82,10 @@ class JobOptions:
         if self.scene_detector not in DETECTORS:
             raise UsageError(f"--scene-detector must be one of {', '.join(DETECTORS)}, got {self.scene_detector!r}")
         from upvid.io.deinterlace import MODES
+        from upvid.io.external import ENCODERS
+
+        if self.encoder not in ENCODERS:
+            raise UsageError(f"--encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
 
         if self.deinterlace not in MODES:
             raise UsageError(f"--deinterlace must be one of {', '.join(MODES)}, got {self.deinterlace!r}")

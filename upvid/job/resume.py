@@ -166,7 +166,7 @@ def fingerprint(inp: Path, out: Path, opts: JobOptions, net, codec: str | None, 
             "audio": [opts.audio_codec, opts.audio_bitrate],
             "scene_cuts": [_cuts_identity(opts.scene_cuts), opts.scene_detector, opts.scene_threshold],
             "span": opts.span.describe() if opts.span else None, "denoise": opts.denoise,
-            "deinterlace": opts.deinterlace}
+            "deinterlace": opts.deinterlace, "encoder": opts.encoder}
 
 
 def _cuts_identity(mode: str) -> str:

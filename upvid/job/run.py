@@ -16,6 +16,9 @@ from upvid.engine.shots import ResumedCuts, cut_finder
 from upvid.errors import EncodeError, InputError, OutputError, UpvidError, UsageError
 from upvid.io.codecs import check_encoder_options, check_frame_size, choose_pix_fmt, default_codec, yuv420_target
 from upvid.io.deinterlace import deinterlaced_info, resolve_mode
+from upvid.io.external import default_pix_fmt as external_pix_fmt
+from upvid.io.external import ffmpeg_binary
+from upvid.io.hdr import warn_hdr
 from upvid.io.images import probe_images, read_image_frames
 from upvid.io.mux import AudioOptions, assemble, check_audio, remove_stale_temps, unique_temp_path
 from upvid.io.probe import bit_depth_of, probe
@@ -116,6 +119,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     if deint[0] != "off":
         log.info("%s: deinterlacing with %s", inp, deint[0])
         info = deinterlaced_info(info, deint[0])
+    if image_out and opts.encoder != "pyav":
+        raise UsageError(f"{out}: --encoder ffmpeg is for a video OUT (a folder of PNG frames is written in process)")
     if image_out and info.others:
         log.warning("%s: writing a folder of PNG frames; its %d audio/subtitle stream(s) are not kept "
                     "(give OUT a video suffix, e.g. .mkv, to keep them)", out, len(info.others))
@@ -125,12 +130,17 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
         if opts.bit_depth == 16:
             raise UsageError(f"{out}: --bit-depth 16 is for PNG-folder outputs; a video takes 8 or 10")
         codec = default_codec(out.suffix, info.codec) if opts.codec == "auto" else opts.codec
-        check_encoder_options(codec, opts.crf, opts.preset)
-        pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
+        if opts.encoder == "ffmpeg":  # the binary's encoders, not PyAV's: checked when it starts
+            ffmpeg_binary()
+            pix_fmt = external_pix_fmt(opts.pix_fmt, opts.bit_depth, info.bit_depth)
+        else:
+            check_encoder_options(codec, opts.crf, opts.preset)
+            pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
         check_audio(info, out, audio)
         deep = info.bit_depth > 8 or bit_depth_of(pix_fmt) > 8
     else:
         deep = (opts.bit_depth or info.bit_depth) > 8
+    warn_hdr(info, codec, bit_depth_of(pix_fmt) if pix_fmt else 8, log)
     try:
         net = engines.load()
         cfg = engines.config()
@@ -140,7 +150,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     size = output_size(info.width, info.height, s, opts)
     on_device = opts.colour_on_device if opts.colour_on_device is not None else engines.device.type == "cuda"
     yuv_out = None
-    if on_device and not image_out and not deep:  # 4:2:0 planes both ways, converted on the GPU
+    if on_device and not image_out and not deep and opts.encoder == "pyav":  # 4:2:0 planes both ways, on the GPU
         yuv_out = yuv420_target(info, size[0], size[1], pix_fmt)
     cfg = dataclasses.replace(cfg, yuv_out=yuv_out, out_size=None if size == (info.width * s, info.height * s) else size)
     device_clip = 1 if cfg.auto_chunk else cfg.chunk  # the CUDA planner may shrink window batches

@@ -9,6 +9,7 @@ from pathlib import Path
 from upvid.engine.shots import CutFinder
 from upvid.io.images import write_image
 from upvid.io.probe import VideoInfo
+from upvid.io.external import FfmpegWriter
 from upvid.io.writer import VideoWriter
 from upvid.job.options import JobOptions
 from upvid.job.resume import Journal
@@ -83,13 +84,15 @@ class VideoSink(Sink):
         super().__init__(journal, skip, opts.segment_frames, opts.segment_seconds)
         self.info, self.out, self.size = info, out, size
         self.codec, self.pix_fmt, self.crf, self.preset = codec, pix_fmt, opts.crf, opts.preset
+        self.encoder = opts.encoder
         self.writer: VideoWriter | None = None
         self.file: Path | None = None
 
     def _open(self) -> None:
         self.file = self.j.dir / f"seg-{len(self.j.segments):06d}{self.out.suffix.lower()}"
         self.file.unlink(missing_ok=True)
-        self.writer = VideoWriter(self.file, self.info, width=self.size[0], height=self.size[1], codec=self.codec,
+        writer = FfmpegWriter if self.encoder == "ffmpeg" else VideoWriter
+        self.writer = writer(self.file, self.info, width=self.size[0], height=self.size[1], codec=self.codec,
                                   crf=self.crf, preset=self.preset, pix_fmt=self.pix_fmt, copy_streams=False)
 
     def _write(self, rgb, pts) -> None:

@@ -27,6 +27,7 @@ from upvid.engine.shots import cut_finder
 from upvid.errors import EncodeError, InputError, OutputError, PipeClosedError, UpvidError, UsageError
 from upvid.io.codecs import check_encoder_options, check_frame_size, choose_pix_fmt, default_codec
 from upvid.io.deinterlace import deinterlaced_info, resolve_mode
+from upvid.io.hdr import warn_hdr
 from upvid.io.mux import unique_temp_path
 from upvid.io.probe import VideoInfo, bit_depth_of, describe, open_input, probe
 from upvid.io.reader import decode_frames, deinterlacer
@@ -153,6 +154,8 @@ def run_stream(inp: str | os.PathLike, out: str | os.PathLike, opts: JobOptions,
     from_stdin, to_stdout = is_pipe(inp), is_pipe(out)
     if opts.resume:
         raise UsageError("--resume needs IN and OUT to be files: a pipe cannot be read again")
+    if opts.encoder != "pyav":
+        raise UsageError("--encoder ffmpeg writes files in segments; a stream (- as IN or OUT) is encoded in process")
     if opts.span is not None:
         raise UsageError("--start/--duration/--frames need IN and OUT to be files")
     in_fmt = pipe_format(input_format, "--input-format")
@@ -208,6 +211,7 @@ def _run(c, info: VideoInfo, mode, label: str, out, opts: JobOptions, engines: E
     if opts.bit_depth == 16:
         raise UsageError("--bit-depth 16 is for PNG-folder outputs; a stream takes 8 or 10")
     deep = info.bit_depth > 8 or bit_depth_of(pix_fmt) > 8
+    warn_hdr(info, codec, bit_depth_of(pix_fmt) if pix_fmt else 8, log)
     check_frame_size(*size)
     tmp = None if to_stdout else unique_temp_path(Path(out))
     name = Path("-") if to_stdout else tmp
