@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):
         args.insert(0, "upscale")  # `upvid IN OUT ...` without the subcommand word
+    args = _ray_address(args)
     if args and args[0] == "--version":
         from upvid import __version__
 
@@ -62,6 +64,21 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("UPVID_DEBUG"):
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set UPVID_DEBUG=1 for a traceback)", 1)
+
+
+def _ray_address(args: list[str]) -> list[str]:
+    """``--ray`` takes an optional address: give it ``local`` when the next word is not one
+    (another option, IN/OUT, or nothing)."""
+    out = list(args)
+    for i, a in enumerate(out):
+        if a == "--ray":
+            nxt = out[i + 1] if i + 1 < len(out) else None
+            looks = nxt is not None and (nxt in ("auto", "local") or nxt.startswith("ray://")
+                                         or re.fullmatch(r"[\w.-]+:\d+", nxt) is not None)
+            if not looks:
+                out.insert(i + 1, "local")
+            break
+    return out
 
 
 def _fail(message: str, code: int) -> None:

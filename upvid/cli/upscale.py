@@ -107,6 +107,17 @@ def upscale(
                                                   "matroska, mpegts; default nut). Batch: output container (mp4, mkv, "
                                                   "mov, webm, avi) or png (folders of frames); default: the input's "
                                                   "own.")] = None,
+    devices: Annotated[Optional[str], typer.Option("--devices", help="Split the job over these local devices "
+                                                   "(cuda:0,cuda:1, or all), a thread and a model copy each.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Run on a Ray cluster: --ray (a local ray.init) or "
+                                               "--ray HOST:PORT (an existing cluster); one worker per GPU, else "
+                                               "per --threads CPUs. Needs pip install \"upvid[ray]\".",
+                                               show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="--ray without GPUs: CPU workers to start "
+                                                   "(default: the cluster's CPUs / --threads).")] = None,
+    threads: Annotated[int, typer.Option("--threads", help="--ray without GPUs: torch threads per CPU worker.")] = 1,
+    chunk_frames: Annotated[int, typer.Option("--chunk-frames", help="--devices/--ray: frames per task "
+                                              "(boundaries move to scene cuts nearby).")] = 600,
     encoder: Annotated[str, typer.Option("--encoder", help="pyav (in process) or ffmpeg: an external ffmpeg "
                                          "binary encodes (hardware encoders: --codec h264_nvenc, hevc_vaapi, ...; "
                                          "$UPVID_FFMPEG picks the binary).")] = "pyav",
@@ -238,6 +249,8 @@ def upscale(
                     raise OutputError(f"{out.parent}: cannot create ({e.strerror or e})") from e
         batch = True
 
+    if devices is not None or ray is not None:
+        return _run_distributed(jobs, opts, devices, ray, workers, threads, chunk_frames, json_out, quiet)
     engines = EngineFactory(opts)
     results: list[JobResult] = []
     first_code = 0
@@ -287,6 +300,42 @@ def upscale(
     if json_out:
         print(json.dumps(_summary(results), indent=1))
     return first_code
+
+
+def _run_distributed(jobs, opts, devices, ray, workers, threads, chunk_frames, json_out, quiet) -> int:
+    """``--devices`` / ``--ray``: every input's chunks over the workers (:mod:`upvid.job.distribute`)."""
+    from upvid.job import GlobalError
+    from upvid.job.broker import LocalBroker, RayBroker, parse_devices
+    from upvid.job.distribute import run_distributed
+
+    if devices is not None and ray is not None:
+        raise UsageError("give --devices (this machine) or --ray (a cluster), not both")
+    if threads < 1 or (workers is not None and workers < 1) or chunk_frames < 1:
+        raise UsageError("--threads, --workers and --chunk-frames must be >= 1")
+    for _, _, problem in jobs:
+        if problem is not None:
+            raise problem
+    pairs = [(i, o) for i, o, _ in jobs]
+    if devices is not None:
+        broker = LocalBroker(opts, parse_devices(devices))
+    else:
+        broker = RayBroker(opts, None if ray in ("", "local") else ray, workers=workers, threads=threads)
+    try:
+        def on_chunk(k: int, index: int, frames: int) -> None:
+            if not quiet:
+                _line(f"{pairs[k][0]}: chunk {index} done ({frames} frames)")
+
+        results = run_distributed(pairs, opts, broker, chunk_frames=chunk_frames, on_chunk=on_chunk)
+    except GlobalError as g:
+        raise g.error from None
+    finally:
+        broker.close()
+    for r in results:
+        if not quiet:
+            _line(f"{r.input} -> {r.output}: {r.status}, {r.frames} frames, {r.size} in {r.seconds:.1f} s")
+    if json_out:
+        print(json.dumps(_summary(results), indent=1))
+    return 0
 
 
 def _run_piped(inp, out, opts, model, format, input_format, quiet, run_stream, factory) -> int:

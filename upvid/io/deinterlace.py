@@ -17,7 +17,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from upvid.errors import UsageError
+from upvid.errors import UpvidError, UsageError
 from upvid.io.probe import VideoInfo
 
 log = logging.getLogger("upvid")
@@ -59,7 +59,11 @@ def resolve_mode(mode: str, info: VideoInfo, path=None) -> tuple[str, bool]:
     if is_flagged_interlaced(info):
         return "bwdif", False
     if info.field_order == 0 and path is not None and info.codec in _MAYBE_INTERLACED:
-        found = detect(path, info)
+        try:
+            found = detect(path, info)
+        except (av.error.FFmpegError, ValueError, OSError, UpvidError) as e:  # a damaged file: the decoder will say
+            log.debug("%s: idet could not run (%s)", path, e)
+            found = "progressive"
         if found != "progressive":
             log.info("%s: idet finds %s interlaced frames (the stream does not say); deinterlacing", path, found)
             return "bwdif", True

@@ -92,7 +92,10 @@ def deinterlacer(c: av.container.InputContainer, info: VideoInfo, mode: str, eve
     from upvid.io.deinterlace import Bwdif
 
     stream = c.streams[info.stream_index] if info.stream_index >= 0 else c.streams.video[0]
-    return Bwdif(stream, field=mode == "bwdif-field", every_frame=every_frame)
+    try:
+        return Bwdif(stream, field=mode == "bwdif-field", every_frame=every_frame)
+    except (av.error.FFmpegError, ValueError) as e:
+        raise InputError(f"{info.path}: cannot set up the deinterlacer ({e})") from e
 
 
 def decode_frames(
@@ -145,7 +148,7 @@ def decode_frames(
                 errors = 0
                 if filters is not None:
                     frames = [g for f in frames for g in filters(f)]
-            except av.error.FFmpegError as e:
+            except (av.error.FFmpegError, ValueError) as e:  # ValueError: a frame the filter graph refuses
                 errors += 1
                 log.warning("%s: skipping a corrupt packet at pts %s (%s)", path, packet.pts, e)
                 if errors > max_errors:
