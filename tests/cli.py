@@ -45,14 +45,14 @@ def spawn(*args, env: Mapping[str, str] | None = None, **kwargs) -> subprocess.P
 
 def call(*args) -> tuple[int, str, str]:
     """``upvid.cli.main(ARGS)`` in this process: (exit code, stdout, stderr) captured; the root
-    logger's handlers and the SIGTERM handler the CLI installs are restored afterwards."""
+    logger's handlers and the SIGTERM/SIGINT handlers the CLI installs are restored afterwards."""
     from upvid.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     root = logging.getLogger()
     handlers = root.handlers[:]
     root.handlers = []
-    term = signal.getsignal(signal.SIGTERM)
+    term, intr = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -64,4 +64,5 @@ def call(*args) -> tuple[int, str, str]:
                 root.removeHandler(h)
             root.handlers = handlers
             signal.signal(signal.SIGTERM, term)
+            signal.signal(signal.SIGINT, intr)
     return code, out.getvalue(), err.getvalue()

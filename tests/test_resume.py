@@ -246,3 +246,39 @@ def test_image_folder_output_resumes(tmp_path, monkeypatch):
     assert json.loads(stdout)["results"][0]["resumed_from"] == 4
     assert sorted(p.name for p in out.iterdir()) == [f"{i:08d}.png" for i in range(10)]
     assert not work.exists()
+
+
+N_EXACT = 22
+
+
+@pytest.mark.parametrize("model,clip", [("basicvsr", ["--clip", "8", "--overlap", "2"]),
+                                        ("iconvsr", ["--clip", "7", "--overlap", "2"])])
+def test_recurrent_resume_is_frame_exact(tmp_path, monkeypatch, model, clip):
+    """A recurrent job interrupted mid-way and resumed gives every frame of an uninterrupted run:
+    decoding restarts at a clip of the original schedule (IconVSR: with its keyframes where they were)."""
+    import numpy as np
+
+    import upvid.job.run as job
+    from upvid.io.images import read_image
+
+    src = make_clip(tmp_path / "in.mkv", n=N_EXACT, size=(16, 16), audio=())
+    args = ["-m", model, "--random-weights", "--tile", "0", "-q", "--segment-frames", "4", "--scene-cuts", "off",
+            *clip]
+    whole, out = tmp_path / "whole", tmp_path / "resumed"
+    assert call(src, whole, *args)[0] == 0
+    real = job.ImageSink._write
+
+    def write(self, rgb, pts):
+        if self.index == 17:
+            raise Boom
+        real(self, rgb, pts)
+
+    with monkeypatch.context() as m:
+        m.setattr(job.ImageSink, "_write", write)
+        assert call(src, out, *args)[0] == 130
+    code, stdout, stderr = call(src, out, *args, "--resume", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["results"][0]["resumed_from"] == 16
+    for i in range(N_EXACT):
+        a, b = read_image(whole / f"{i:08d}.png"), read_image(out / f"{i:08d}.png")
+        assert np.array_equal(a, b), i

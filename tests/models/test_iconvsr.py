@@ -84,9 +84,11 @@ def test_keyframes_follow_the_video_grid_across_clip_cuts():
 
 def test_streaming_loss_no_larger_than_basicvsr():
     """Real Vid4 frames, clips of 10 sharing 2 (the last clip reaches back to frame 6): on the
-    frames only the last clip emits, IconVSR's streaming loss against the whole-sequence run is
-    no larger than BasicVSR's on the same cut (keyframes on the video's grid: 10 and 15, as in
-    the whole run; before, 6, 11 and 15), and over the whole clip it stays within 10% of it."""
+    frames only the last clip emits, and over the whole clip, IconVSR's streaming loss against the
+    whole-sequence run is no larger than BasicVSR's on the same cut: keyframes stay on the video's
+    grid, and a clip that does not end the video ends on a keyframe (record ``clip_grid = 5``: the
+    first clip is frames 0-10), so its backward pass starts from that keyframe's refill as in the
+    whole run (measured: 1.33 vs 1.89, tail 0.14 vs 0.78; before clip_grid 2.04 overall)."""
     from tests.data import vid4_lr
 
     frames = [f[40:64, 60:84] for f in vid4_lr("calendar", 16)]
@@ -94,4 +96,4 @@ def test_streaming_loss_no_larger_than_basicvsr():
     basic = _streaming_vs_whole("basicvsr", frames, 10, 2)
     tail = slice(10, 16)  # frames only the last clip emits
     assert sum(icon[tail]) <= sum(basic[tail]), (icon, basic)
-    assert sum(icon) <= 1.1 * sum(basic), (icon, basic)
+    assert sum(icon) <= sum(basic), (icon, basic)

@@ -21,11 +21,18 @@ __all__ = ["app", "main"]
 
 
 def _install_sigterm() -> None:
+    """SIGTERM and SIGINT stop the job (as Ctrl-C): the first one raises KeyboardInterrupt, and the
+    rest of a flood are ignored while the job cleans up, so no traceback is printed from a handler."""
+
     def handler(signum, frame):  # noqa: ARG001
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     try:
         signal.signal(signal.SIGTERM, handler)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread
         pass
 

@@ -84,6 +84,7 @@ def run_pipeline(
     on_frame: Callable[[int], None] | None = None,
     cuts: CutFinder | None = None,
     first: int = 0,
+    origin: int = 0,
 ) -> PipelineStats:
     """Stream ``source`` through ``engine`` into ``sink``.
 
@@ -96,6 +97,7 @@ def run_pipeline(
         on_frame: progress callback with the number of frames written so far.
         cuts: scene cuts, found as the engine reads the frames (see :meth:`Engine.run`).
         first: index of the first frame of ``source`` in the video.
+        origin: its position in its shot's recurrent clip schedule (:meth:`Engine.run`).
 
     Returns:
         :class:`PipelineStats`.
@@ -170,7 +172,7 @@ def run_pipeline(
     for t in threads:
         t.start()
     try:
-        for hr in engine.run(lr_frames(), cuts, first):
+        for hr in engine.run(lr_frames(), cuts, first, origin):
             if not _put(q_out, (hr, pts_queue.popleft()), stop):
                 break
         if not errors:

@@ -96,3 +96,41 @@ def crossfade_weights(length: int, mode: str = "crossfade") -> list[float]:
     if mode == "average":
         return [0.5] * length
     return [1.0 - (k + 0.5) / length for k in range(length)]
+
+
+def clip_end(start: int, clip: int, grid: int = 1) -> int:
+    """End (exclusive) of a recurrent clip that starts at ``start`` (in its shot) and does not end
+    the shot: ``start + clip``, extended by fewer than ``grid`` frames so its last frame is on the grid."""
+    end = start + clip
+    while (end - 1) % grid:
+        end += 1
+    return end
+
+
+def clip_starts(clip: int, overlap: int, grid: int = 1, limit: int | None = None):
+    """Starts of the recurrent clips of a shot, from its first frame: each clip begins ``overlap``
+    frames before the previous one's end (the engine's schedule, before the last clip's reach-back).
+
+    Yields:
+        ``(start, end)`` per clip, up to the first whose end passes ``limit`` (forever if ``None``).
+    """
+    start = 0
+    while True:
+        end = clip_end(start, clip, grid)
+        yield start, end
+        if limit is not None and end > limit:
+            return
+        start = end - overlap
+
+
+def resume_start(done: int, clip: int, overlap: int, grid: int = 1) -> int:
+    """Where (in its shot) a recurrent run must start so that every frame from ``done`` on equals a
+    run from the shot's start: the start of the clip before the first clip that ends after
+    ``done``. The frames of that clip's cross-fade with the one before precede ``done``, and a
+    short last clip that reaches back for context (to ``end - clip``) never reaches before it."""
+    prev = 0
+    for start, end in clip_starts(clip, overlap, grid, limit=done):
+        if end > done:
+            return prev
+        prev = start
+    return 0

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from upvid.engine.colour import rgb_to_yuv420, yuv420_to_rgb
 from upvid.engine.device import autocast
 from upvid.engine.shots import CutFinder, split_shots
-from upvid.engine.temporal import crossfade_weights, window_indices
+from upvid.engine.temporal import clip_end, crossfade_weights, window_indices
 from upvid.engine.tiles import run_tiled
 from upvid.errors import OutOfMemoryError, UsageError
 from upvid.frames import Yuv420
@@ -315,7 +315,8 @@ class Engine:
         lay.tile_overlap = min(lay.tile_overlap, new // 4)
 
     # -- streaming -----------------------------------------------------------------------
-    def run(self, frames: Iterable[np.ndarray], cuts: CutFinder | None = None, first: int = 0) -> Iterator[np.ndarray]:
+    def run(self, frames: Iterable[np.ndarray], cuts: CutFinder | None = None, first: int = 0,
+            origin: int = 0) -> Iterator[np.ndarray]:
         """Upscale a stream.
 
         Args:
@@ -325,15 +326,18 @@ class Engine:
                 upscaled as a sequence of its own (clips restart, windows are padded at the
                 cut), so its output equals that of the shot upscaled alone. ``None``: one shot.
             first: index of the first frame in the video (a resumed job starts later).
+            origin: recurrent models: the first frame's position in its shot, a clip start of the
+                shot's schedule (:func:`~upvid.engine.temporal.resume_start`); the clips and
+                IconVSR's keyframe grid then fall where a run from the shot's start puts them.
 
         Yields:
             ``(s*H, s*W, 3)`` frames of the input's dtype (:class:`Yuv420` with
             ``config.yuv_out``), one per input frame, in order.
         """
         shots = [iter(frames)] if cuts is None else split_shots(frames, cuts, first)
-        for shot in shots:
+        for k, shot in enumerate(shots):
             if self.model.family == "recurrent":
-                yield from self._run_recurrent(shot)
+                yield from self._run_recurrent(shot, origin if k == 0 else 0)
             else:
                 yield from self._run_sliding(shot)
 
@@ -380,9 +384,10 @@ class Engine:
             for j in [j for j in cache if j < centre - 2 * r]:  # reflection_circle reads 2r back
                 del cache[j]
 
-    def _run_recurrent(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    def _run_recurrent(self, it: Iterator[np.ndarray], origin: int = 0) -> Iterator[np.ndarray]:
         L, ov = self.layout.chunk, self.cfg.overlap
-        frames: dict[int, np.ndarray] = {}  # decoded frames still needed (at most the last L)
+        grid = max(1, self.model.record.clip_grid)  # a non-last clip ends on this grid (IconVSR's keyframes)
+        frames: dict[int, np.ndarray] = {}  # decoded frames still needed (at most the last L + grid - 1)
         pending: dict[int, Tensor] = {}     # partial outputs of the previous clip's overlap
         n_read = 0
         emitted = 0
@@ -391,7 +396,7 @@ class Engine:
         exhausted = False
         dtype = None
         while True:
-            while not exhausted and n_read < clip_start + L + 1:  # one frame of look-ahead finds the end
+            while not exhausted and n_read < clip_start + L + grid:  # one frame of look-ahead finds the end
                 try:
                     f = next(it)
                 except StopIteration:
@@ -402,14 +407,14 @@ class Engine:
                 n_read += 1
             if n_read == 0:
                 return
-            end = min(clip_start + L, n_read)
+            end = min(clip_end(origin + clip_start, L, grid) - origin, n_read)  # on the grid (IconVSR)
             if exhausted and end - clip_start < L and clip_start > 0:
                 clip_start = max(0, end - L)  # last clip: reach back for full temporal context
             idx = list(range(clip_start, end))
             last_clip = exhausted and end == n_read
             place = getattr(self.model, "set_clip_position", None)  # IconVSR's keyframe grid (Upscaler)
             if place is not None:
-                place(clip_start, last_clip)
+                place(origin + clip_start, last_clip)
             x = self._to_tensor([frames[j] for j in idx])
             if len(idx) == 1:  # recurrent nets need a pair for their flow: mirror the lone frame
                 y = self.infer(torch.cat([x, x])[None])[0, :1]

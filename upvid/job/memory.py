@@ -15,9 +15,12 @@ def available_memory() -> int | None:
     env = os.environ.get("UPVID_MAX_MEMORY")
     if env:
         try:
-            return int(float(env))
+            value = float(env)
         except ValueError:
-            raise UsageError(f"UPVID_MAX_MEMORY must be a number of bytes, got {env!r}") from None
+            value = float("nan")
+        if not (0 < value < float("inf")):  # nan, inf, negative or zero
+            raise UsageError(f"UPVID_MAX_MEMORY must be a positive number of bytes, got {env!r}")
+        return int(value)
     vals = []
     try:
         with open("/proc/meminfo") as f:

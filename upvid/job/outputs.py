@@ -48,9 +48,14 @@ def check_output(inp: Path, out: Path, opts: JobOptions) -> bool:
         OutputError: OUT exists (no ``--overwrite``), is the wrong kind, or its folder is missing/unwritable.
         UsageError: OUT is IN.
     """
+    if len(work_dir_for(out).name.encode()) > 255:
+        raise OutputError(f"{out.name[:40]}...: the name is too long (at most 240 bytes: upvid's work folder "
+                          f"beside it is named .<OUT>.upvid-partial)")
     if out.exists() or out.is_symlink():
         if inp.exists() and out.resolve() == inp.resolve():
             raise UsageError(f"{out}: output would overwrite the input")
+        if opts.resume and not work_dir_for(out).exists() and not (out.is_dir() and not any(out.iterdir())):
+            return False  # a resumed batch: this one was finished (no work folder left)
         if opts.skip_existing:
             if not (out.is_dir() and not any(out.iterdir())):
                 return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,10 +59,67 @@ class Journal:
                     [int(c) for c in data.get("cuts", [])], data.get("window"))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        for s in j.segments:  # every recorded segment must still be there
-            if "file" in s and not (dir / s["file"]).is_file():
-                return None
+        n = len(j.segments)
+        j.segments, frames = _valid_prefix(dir, j.segments, j.frames_done, "distributed" not in j.fingerprint)
+        if len(j.segments) < n or frames != j.frames_done:
+            j.complete = False
+        j.frames_done = frames
         return j
+
+
+_SEGMENT = re.compile(r"seg-\d{6}\.[a-z0-9]{2,5}")
+
+
+def _valid_prefix(work: Path, segments: list, frames_done: int, contiguous: bool = True) -> tuple[list[dict], int]:
+    """The recorded segments that can be trusted, in order: each a plain ``seg-NNNNNN.ext`` in the
+    work folder (or, for a PNG job, its frames present), contiguous (each starts where the last
+    ended), and holding as many video frames as recorded. The first one that is not ends the
+    prefix; what follows is redone. A distributed job's chunks (``contiguous=False``) are checked
+    one by one: a missing or damaged chunk is redone alone."""
+    good: list[dict] = []
+    pos = 0
+    for s in segments:
+        try:
+            name, first, frames = s.get("file"), int(s["first"]), int(s["frames"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            break
+        if (contiguous and first != pos) or frames < 1 or first < 0:
+            break
+        if "pts" in s and (not isinstance(s["pts"], list) or len(s["pts"]) != frames):
+            break
+        if name is None:  # a PNG job: its frames in frames/
+            if not all((work / "frames" / f"{i:08d}.png").is_file() for i in range(first, first + frames)):
+                break
+        elif not isinstance(name, str) or not _SEGMENT.fullmatch(name) or _video_frames(work / name) != frames:
+            log.warning("%s: %s is damaged, incomplete or not ours; redoing from frame %d", work, name, first)
+            if contiguous:
+                break
+            continue
+        good.append(s)
+        pos = first + frames if contiguous else pos + frames
+    if len(good) < len(segments) or frames_done != pos:
+        if len(good) == len(segments):
+            log.warning("%s: the journal's frame count (%s) does not match its segments (%d); trusting the segments",
+                        work, frames_done, pos)
+        kept = {id(s) for s in good}
+        for s in segments:  # files of the distrusted entries are redone, never read
+            if id(s) in kept:
+                continue
+            name = s.get("file") if isinstance(s, dict) else None
+            if isinstance(name, str) and _SEGMENT.fullmatch(name):
+                (work / name).unlink(missing_ok=True)
+    return good, pos
+
+
+def _video_frames(path: Path) -> int:
+    """Video packets of a closed segment (one per frame: no B-frame packing), or -1 if unreadable."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            return sum(1 for p in c.demux(c.streams.video[0]) if p.size)
+    except (OSError, ValueError, IndexError, av.error.FFmpegError):
+        return -1
 
 
 def open_journal(work: Path, fingerprint: dict, resume: bool) -> Journal:
@@ -146,14 +204,36 @@ def _check_unlocked(work: Path) -> None:
         os.close(fd)
 
 
-def warmup_frames(net, cfg) -> int:
-    """Frames of context to re-run before a resume point so the outputs after it see real neighbours."""
-    if net.family == "recurrent":
-        return cfg.chunk
-    return net.record.frames // 2
+def resume_point(done: int, net, cfg, cuts: list[int], at_cut: bool = False) -> tuple[int, int]:
+    """Where a resumed job starts decoding so the frames from ``done`` on equal an uninterrupted run.
+
+    Sliding window: ``done`` minus the window's radius (its past neighbours). Recurrent: the clip
+    of the shot's schedule that :func:`~upvid.engine.temporal.resume_start` gives (same clips,
+    same cross-fades, same IconVSR keyframes), counted from the last scene cut before ``done``.
+    A resume point at a cut needs no context.
+
+    Returns:
+        ``(start, origin)``: the first frame to decode, and its position in its shot's clip schedule.
+    """
+    if not done or at_cut:
+        return done, 0
+    if net.family != "recurrent":
+        return max(0, done - net.record.frames // 2), 0
+    from upvid.engine.temporal import resume_start
+
+    shot = max([c for c in cuts if c <= done], default=0)
+    rel = resume_start(done - shot, cfg.chunk, cfg.overlap, max(1, net.record.clip_grid))
+    return shot + rel, rel
 
 
-def fingerprint(inp: Path, out: Path, opts: JobOptions, net, codec: str | None, pix_fmt: str | None) -> dict:
+def fingerprint(inp: Path, out: Path, opts: JobOptions, net, codec: str | None, pix_fmt: str | None,
+                cfg=None) -> dict:
+    """Everything that can change a pixel of OUT (a ``--resume`` with any of it different is refused).
+
+    Args:
+        cfg: the job's :class:`~upvid.engine.EngineConfig` (its clip, overlap, tile, precision,
+            device type; ``None``: the options' values).
+    """
     st = inp.stat()
     scale = net.scale
     digest = net.record.extra.get("sha256")  # a --model checkpoint file stands for its content (hashed at load)
@@ -166,7 +246,33 @@ def fingerprint(inp: Path, out: Path, opts: JobOptions, net, codec: str | None, 
             "audio": [opts.audio_codec, opts.audio_bitrate],
             "scene_cuts": [_cuts_identity(opts.scene_cuts), opts.scene_detector, opts.scene_threshold],
             "span": opts.span.describe() if opts.span else None, "denoise": opts.denoise,
-            "deinterlace": opts.deinterlace, "encoder": opts.encoder}
+            "deinterlace": opts.deinterlace, "encoder": opts.encoder,
+            "engine": _engine_identity(opts, cfg), "input_sample": _input_sample(inp)}
+
+
+def _engine_identity(opts: JobOptions, cfg) -> list:
+    """The engine settings that change pixels: clip/overlap, tile/overlap, precision, device type."""
+    if cfg is None:
+        return [opts.chunk, opts.overlap, opts.tile, opts.tile_overlap, opts.dtype, opts.device]
+    return [cfg.chunk, cfg.overlap, cfg.tile, cfg.tile_overlap, cfg.auto_tile, cfg.auto_chunk,
+            str(cfg.dtype).removeprefix("torch."), cfg.device.type, bool(opts.colour_on_device), opts.compile]
+
+
+def _input_sample(inp: Path, block: int = 1 << 20) -> str | None:
+    """A hash of the input's first and last MiB: a file replaced by another of the same size and
+    modification time is still told apart (a folder of images: ``None``, its files' names count)."""
+    import hashlib
+
+    if not inp.is_file():
+        return None
+    h = hashlib.sha256()
+    size = inp.stat().st_size
+    with open(inp, "rb") as f:
+        h.update(f.read(block))
+        if size > block:
+            f.seek(max(block, size - block))
+            h.update(f.read(block))
+    return h.hexdigest()[:16]
 
 
 def _cuts_identity(mode: str) -> str:

@@ -27,7 +27,7 @@ from upvid.job.clock import FrameClock
 from upvid.job.memory import check_memory
 from upvid.job.options import JobOptions, JobResult
 from upvid.job.outputs import check_output, is_image_input, is_image_output, output_size, publish_frames, work_dir_for
-from upvid.job.resume import Journal, fingerprint, open_journal, unlock, warmup_frames
+from upvid.job.resume import Journal, fingerprint, open_journal, resume_point, unlock
 from upvid.job.sinks import ImageSink, Sink, VideoSink
 
 log = logging.getLogger("upvid")
@@ -157,14 +157,14 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     check_memory(info, s, cfg.chunk, queue_size(cfg), deep, engines.device, device_clip)
     check_frame_size(*size)
     work = work_dir_for(out)
-    journal = open_journal(work, fingerprint(inp, out, opts, net, codec, pix_fmt), opts.resume)
+    journal = open_journal(work, fingerprint(inp, out, opts, net, codec, pix_fmt, cfg), opts.resume)
     done = journal.frames_done
     clock = FrameClock(info, opts.span is not None)
     cuts = cut_finder(opts.scene_cuts, net.family, net.record.frames, fps=float(info.fps or 25),
                       detector=opts.scene_detector, threshold=opts.scene_threshold, time_of=clock.times.get,
                       frame_of=clock.numbers.get)
     at_cut = done > 0 and cuts is not None and done in journal.cuts
-    start = max(0, done - warmup_frames(net, cfg)) if done and not at_cut else done
+    start, origin = resume_point(done, net, cfg, journal.cuts if cuts is not None else [], at_cut)
     if done and cuts is not None:
         cuts = ResumedCuts(journal.cuts, done, cuts)
     sink: Sink | None = None
@@ -183,7 +183,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             total = 0 if opts.span else info.frames
             cb = (lambda n: on_frame(start + n, total)) if on_frame is not None else None
             sink.cuts = cuts
-            run_pipeline(source, engines.engine(cfg), sink, on_frame=cb, cuts=cuts, first=start)
+            run_pipeline(source, engines.engine(cfg), sink, on_frame=cb, cuts=cuts, first=start, origin=origin)
             if opts.span is not None and clock.window is not None:
                 journal.window = list(clock.window)
             sink.finish()

@@ -12,6 +12,8 @@
     temporal_padding = "reflect"    # sliding window ends: reflect | reflection_circle | replicate
     padding_source = "..."          # the official test config and its padding value ("FILE: KEY: VALUE")
     clip_blend = "crossfade"        # recurrent clip overlaps: crossfade | split (VRT protocol) | average (RVRT protocol)
+    clip_grid = 1                   # recurrent: a clip that does not end the shot ends on a multiple of this
+                                    # (IconVSR: its keyframe stride, so the last frame's refill is the whole run's)
     size_multiple = 1               # H and W are reflect-padded up to a multiple of this
     input_range = 1.0               # the network wants RGB in [0, input_range]
     channels = "rgb"                # "rgb", or "y" for luma-only networks
@@ -99,6 +101,7 @@ class ModelRecord:
     temporal_padding: str = "reflect"
     padding_source: str = ""
     clip_blend: str = "crossfade"
+    clip_grid: int = 1
     size_multiple: int = 1
     input_range: float = 1.0
     channels: Literal["rgb", "y"] = "rgb"
