@@ -123,14 +123,16 @@ def clip_starts(clip: int, overlap: int, grid: int = 1, limit: int | None = None
         start = end - overlap
 
 
-def resume_start(done: int, clip: int, overlap: int, grid: int = 1) -> int:
+def resume_start(done: int, clip: int, overlap: int, grid: int = 1, total: int | None = None) -> int:
     """Where (in its shot) a recurrent run must start so that every frame from ``done`` on equals a
-    run from the shot's start: the start of the clip before the first clip that ends after
-    ``done``. The frames of that clip's cross-fade with the one before precede ``done``, and a
-    short last clip that reaches back for context (to ``end - clip``) never reaches before it."""
+    run from the shot's start: the start of the clip that holds ``done`` (the first that ends after
+    it; its cross-fade with the clip before covers only frames before ``done``). When that clip is
+    the shot's short last clip (``total`` frames in the shot), which reaches back for context to
+    ``total - clip``, the clip before it instead, so the reach-back finds its frames."""
     prev = 0
     for start, end in clip_starts(clip, overlap, grid, limit=done):
         if end > done:
-            return prev
+            short_last = total is not None and total - start < clip + grid
+            return prev if short_last else start
         prev = start
     return 0

@@ -40,6 +40,8 @@ class Journal:
         data = {"version": JOURNAL_VERSION, "fingerprint": self.fingerprint, "segments": self.segments,
                 "frames_done": self.frames_done, "complete": self.complete, "cuts": self.cuts,
                 "window": self.window}
+        if self.complete:
+            data["seal"] = _seal(data)
         try:
             with open(tmp, "w") as f:
                 json.dump(data, f, indent=1)
@@ -59,12 +61,21 @@ class Journal:
                     [int(c) for c in data.get("cuts", [])], data.get("window"))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        n = len(j.segments)
-        j.segments, frames = _valid_prefix(dir, j.segments, j.frames_done, "distributed" not in j.fingerprint)
-        if len(j.segments) < n or frames != j.frames_done:
-            j.complete = False
-        j.frames_done = frames
+        sealed = j.complete and data.get("seal") == _seal(data)
+        n, done = len(j.segments), j.frames_done
+        j.segments, j.frames_done = _valid_prefix(dir, j.segments, j.frames_done, "distributed" not in j.fingerprint)
+        # "complete" (every frame done: only the join is left) is trusted only as written by the job
+        # that finished, over the very segments found; else the job reads on and finds the end itself
+        j.complete = sealed and len(j.segments) == n and j.frames_done == done
         return j
+
+
+def _seal(data: dict) -> str:
+    """A digest of a finished journal's content: an edited or inconsistent journal no longer matches it."""
+    import hashlib
+
+    body = {k: data.get(k) for k in ("version", "fingerprint", "segments", "frames_done", "complete", "cuts", "window")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
 
 
 _SEGMENT = re.compile(r"seg-\d{6}\.[a-z0-9]{2,5}")
@@ -204,13 +215,16 @@ def _check_unlocked(work: Path) -> None:
         os.close(fd)
 
 
-def resume_point(done: int, net, cfg, cuts: list[int], at_cut: bool = False) -> tuple[int, int]:
+def resume_point(done: int, net, cfg, cuts: list[int], at_cut: bool = False, total: int = 0) -> tuple[int, int]:
     """Where a resumed job starts decoding so the frames from ``done`` on equal an uninterrupted run.
 
     Sliding window: ``done`` minus the window's radius (its past neighbours). Recurrent: the clip
     of the shot's schedule that :func:`~upvid.engine.temporal.resume_start` gives (same clips,
     same cross-fades, same IconVSR keyframes), counted from the last scene cut before ``done``.
     A resume point at a cut needs no context.
+
+    Args:
+        total: frames in the video (the header's count; 0 unknown), to tell the short last clip.
 
     Returns:
         ``(start, origin)``: the first frame to decode, and its position in its shot's clip schedule.
@@ -222,7 +236,8 @@ def resume_point(done: int, net, cfg, cuts: list[int], at_cut: bool = False) -> 
     from upvid.engine.temporal import resume_start
 
     shot = max([c for c in cuts if c <= done], default=0)
-    rel = resume_start(done - shot, cfg.chunk, cfg.overlap, max(1, net.record.clip_grid))
+    rel = resume_start(done - shot, cfg.chunk, cfg.overlap, max(1, net.record.clip_grid),
+                       total - shot if total else None)
     return shot + rel, rel
 
 

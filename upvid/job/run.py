@@ -164,7 +164,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
                       detector=opts.scene_detector, threshold=opts.scene_threshold, time_of=clock.times.get,
                       frame_of=clock.numbers.get)
     at_cut = done > 0 and cuts is not None and done in journal.cuts
-    start, origin = resume_point(done, net, cfg, journal.cuts if cuts is not None else [], at_cut)
+    start, origin = resume_point(done, net, cfg, journal.cuts if cuts is not None else [], at_cut,
+                                 0 if opts.span else info.frames)
     if done and cuts is not None:
         cuts = ResumedCuts(journal.cuts, done, cuts)
     sink: Sink | None = None
