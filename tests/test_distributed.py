@@ -104,9 +104,15 @@ def test_plan_prefers_cuts_and_gives_context_elsewhere():
     assert all(c.lead == 0 and c.tail == 0 for c in chunks)  # every boundary is a cut: shots are independent
     chunks = plan(100, "sliding-window", 5, 1, 30)
     assert [(c.first, c.end, c.lead, c.tail) for c in chunks] == [(0, 30, 0, 2), (30, 60, 2, 2), (60, None, 2, 0)]
-    rec = plan(100, "recurrent", 15, 8, 30)  # at clip multiples, one clip of warm-up, no look-ahead
-    assert [(c.first, c.lead, c.tail) for c in rec] == [(0, 0, 0), (24, 8, 0), (48, 8, 0), (72, 8, 0)]
-    assert rec[-1].end is None and plan(10, "recurrent", 15, 8, 30) == [Chunk(0, 0, None, 0, 0)]
+    # recurrent, clips of 8 sharing 2: schedule starts 0, 6, 12, ...; boundaries at the starts
+    # nearest 30 and 60; each chunk decodes from the start of the clip that holds its first frame
+    # (lead 6 = 8 - 2; origin: that start in the schedule) to the end of its last clip (tail 2)
+    rec = plan(100, "recurrent", 15, 8, 30, overlap=2)
+    assert [(c.first, c.end, c.lead, c.tail, c.origin) for c in rec] == [
+        (0, 30, 0, 2, 0), (30, 60, 6, 2, 24), (60, None, 6, 0, 54)]
+    short = plan(20, "recurrent", 15, 8, 5, overlap=2)[-1]  # the clip holding 18 (12-19) is the short last
+    assert (short.first, short.lead, short.origin) == (18, 12, 6)  # clip, which reaches back: from the one before
+    assert plan(10, "recurrent", 15, 8, 30) == [Chunk(0, 0, None, 0, 0)]
     with pytest.raises(UsageError):
         plan(10, "recurrent", 15, 8, 0)
 
@@ -181,8 +187,11 @@ def local_ray():
 
 
 def test_ray_cpu_actors_match_a_single_run(local_ray, clips, single, tmp_path):
-    """Per-frame rlfn-x4: identical frames. Recurrent BasicVSR (random weights, 6-frame clips): the
-    chunk boundaries rebuild its state from one clip of warm-up; bounded like a clip cross-fade."""
+    """Per-frame rlfn-x4: every decoded frame identical to a single run. Recurrent BasicVSR (random
+    weights, 6-frame clips sharing 2): its chunks run the single run's clips and cross-fades, so
+    the frames match up to float rounding between the actors' 1 torch thread and the single run's
+    2 (measured 87.8 dB worst frame, at most 2 levels; before the chunks followed the clip
+    schedule, 48.6 dB)."""
     from upvid.job.broker import RayBroker
     from upvid.job.distribute import run_distributed
 
@@ -200,11 +209,11 @@ def test_ray_cpu_actors_match_a_single_run(local_ray, clips, single, tmp_path):
         (a, ta), (b, tb) = _frames(single[name]), _frames(out)
         assert ta == tb and len(b) == n
         psnr = min(_psnr(x, y) for x, y in zip(a, b))
-        print(name, "worst frame PSNR vs the single run:", psnr)
+        worst = max(int(np.abs(x.astype(int) - y).max()) for x, y in zip(a, b))
         if name == "rlfn":
-            assert psnr == float("inf")
+            assert psnr == float("inf"), psnr
         else:
-            assert psnr > 40.0, psnr  # measured 48.6 dB (README, distributed section)
+            assert psnr > 80.0 and worst <= 2, (psnr, worst)
 
 
 def test_a_killed_actor_reruns_its_chunk_and_nothing_is_lost(local_ray, clips, single, tmp_path, caplog):

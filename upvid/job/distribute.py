@@ -171,7 +171,7 @@ def _prepare(k: int, inp: Path, out: Path, opts: JobOptions, net, cfg, rec, chun
     cuts, total = find_cuts(inp, info, opts, net.family, rec.frames, deint)
     if total == 0:
         raise InputError(f"{inp}: no decodable video frame")
-    chunks = plan(total, net.family, rec.frames, cfg.chunk, chunk_frames, cuts)
+    chunks = plan(total, net.family, rec.frames, cfg.chunk, chunk_frames, cuts, cfg.overlap, max(1, rec.clip_grid))
     fp = fingerprint(inp, out, opts, net, codec, pix_fmt)
     fp["distributed"] = {"chunk_frames": chunk_frames, "chunks": len(chunks)}
     work = work_dir_for(out)

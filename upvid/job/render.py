@@ -109,7 +109,7 @@ def render(task: Task, opts: JobOptions, engines) -> dict:
 
     try:
         cuts = ListedCuts(frames=task.cuts)
-        run_pipeline(frames, engines.engine(cfg), sink, cuts=cuts, first=chunk.decode_first)
+        run_pipeline(frames, engines.engine(cfg), sink, cuts=cuts, first=chunk.decode_first, origin=chunk.origin)
         writer.close()
     except BaseException:
         writer.abort()
