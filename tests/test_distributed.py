@@ -244,3 +244,19 @@ def test_a_killed_actor_reruns_its_chunk_and_nothing_is_lost(local_ray, clips, s
     assert r[0].frames == N
     (a, ta), (b, tb) = _frames(single["rlfn"]), _frames(out)
     assert ta == tb and all(np.array_equal(x, y) for x, y in zip(a, b))  # nothing lost, nothing twice
+
+
+def test_a_batch_goes_over_the_workers_largest_input_first(tmp_path):
+    from tests.media import make_clip
+    from upvid.job.broker import LocalBroker
+    from upvid.job.distribute import run_distributed
+
+    small = make_clip(tmp_path / "small.mp4", n=6, size=(32, 24), audio=())
+    large = make_clip(tmp_path / "large.mp4", n=12, size=(64, 48), audio=())
+    opts = JobOptions(model="bicubic", scale=2, codec="ffv1", scene_cuts="off")
+    order: list[int] = []
+    pairs = [(small, tmp_path / "small.mkv"), (large, tmp_path / "large.mkv")]
+    r = run_distributed(pairs, opts, LocalBroker(opts, ["cpu"]), chunk_frames=4,
+                        on_chunk=lambda k, i, n: order.append(k))
+    assert [x.status for x in r] == ["ok", "ok"] and [x.frames for x in r] == [6, 12]
+    assert order == [1, 1, 1, 0]  # one worker: the large input's 3 chunks first, then the small one's

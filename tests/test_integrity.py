@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import av
 import pytest
 
+from tests import cli
 from tests.cli import call, run as run_cli
+from tests.media import make_clip
 
 PREVIEW = ["-m", "bicubic", "--frames", "0:2", "-q"]
 
@@ -106,3 +109,91 @@ def test_a_full_disk_at_the_start_leaves_no_empty_work_folder(realshort, tmp_pat
     rc, _, err = call(str(realshort), str(tmp_path / "o.mp4"), *PREVIEW)
     assert rc == 4 and "no space left on device" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# -- issue 14 ----------------------------------------------------------------------------------
+def _stopped_job(tmp_path, monkeypatch, args):
+    """A job stopped after its first segments; returns (input, OUT)."""
+    import upvid.job.run as job
+
+    src = make_clip(tmp_path / "in.mp4", n=12, size=(32, 24), audio=())
+    out = tmp_path / "o.mkv"
+    real = job.VideoSink._write
+
+    def write(self, rgb, pts):
+        if self.index == 7:
+            raise KeyboardInterrupt
+        real(self, rgb, pts)
+
+    with monkeypatch.context() as m:
+        m.setattr(job.VideoSink, "_write", write)
+        assert call(src, out, *args)[0] == 130
+    return src, out
+
+
+ARGS14 = ["-m", "bicubic", "-s", "2", "-q", "--segment-frames", "3", "--preset", "ultrafast", "--scene-cuts", "off"]
+
+
+@pytest.mark.parametrize("change", [["--tile", "16", "--tile-overlap", "4"], ["--tile", "24", "--tile-overlap", "2"],
+                                    ["--dtype", "bf16"]])
+def test_resume_refuses_settings_that_change_pixels(tmp_path, monkeypatch, change):
+    src, out = _stopped_job(tmp_path, monkeypatch, ARGS14)
+    code, _, err = call(src, out, *ARGS14, *change, "--resume")
+    assert code == 2 and "other settings" in err and "engine" in err, err
+    assert (tmp_path / ".o.mkv.upvid-partial").is_dir()  # the work is kept
+
+
+def test_resume_tells_a_replaced_input_of_the_same_size_and_time(tmp_path, monkeypatch):
+    src, out = _stopped_job(tmp_path, monkeypatch, ARGS14)
+    st = src.stat()
+    data = bytearray(src.read_bytes())
+    data[-100:] = bytes(100)  # other content, same size ...
+    src.write_bytes(bytes(data))
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the same modification time
+    code, _, err = call(src, out, *ARGS14, "--resume")
+    assert code == 2 and "input_sample" in err, err
+
+
+def test_a_resumed_batch_skips_finished_outputs(tmp_path):
+    a = make_clip(tmp_path / "a.mp4", n=4, size=(32, 24), audio=())
+    b = make_clip(tmp_path / "b.mp4", n=4, size=(32, 24), audio=())
+    outdir = tmp_path / "out"
+    assert call(a, "-o", outdir, *ARGS14)[0] == 0
+    code, stdout, err = call(a, b, "-o", outdir, *ARGS14, "--resume", "--json")
+    assert code == 0, err
+    import json
+
+    statuses = {Path(r["input"]).name: r["status"] for r in json.loads(stdout)["results"]}
+    assert statuses == {"a.mp4": "skipped", "b.mp4": "ok"}
+
+
+@pytest.mark.parametrize("value", ["inf", "-5", "nan", "0"])
+def test_max_memory_must_be_a_positive_number(realshort, tmp_path, monkeypatch, value):
+    monkeypatch.setenv("UPVID_MAX_MEMORY", value)
+    code, _, err = call(realshort, tmp_path / "o.mkv", "-m", "bicubic", "--frames", "0:2", "-q")
+    assert code == 2 and "UPVID_MAX_MEMORY must be a positive number" in err, err
+
+
+def test_an_out_name_too_long_for_the_work_folder_is_exit_4(realshort, tmp_path):
+    out = tmp_path / ("x" * 245 + ".mkv")
+    code, _, err = call(realshort, out, "-m", "bicubic", "--frames", "0:2", "-q")
+    assert code == 4 and "the name is too long" in err and err.count("\n") == 1, err
+
+
+def test_a_flood_of_signals_ends_with_one_line_and_exit_130(tmp_path):
+    """SIGTERM three times in a row: one 'interrupted' line, no traceback from the handler."""
+    import signal
+    import time
+
+    src = make_clip(tmp_path / "in.mp4", n=40, size=(48, 32), audio=())
+    p = cli.spawn(src, tmp_path / "o.mkv", "-m", "bicubic", "-s", "8", "--tile", "16", "--tile-overlap", "4",
+                  "--preset", "placebo", "-q", stdout=None)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".*partial*")):
+        time.sleep(0.05)
+    for _ in range(3):
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "upvid: interrupted", err
