@@ -197,3 +197,39 @@ def test_a_flood_of_signals_ends_with_one_line_and_exit_130(tmp_path):
     err = p.communicate(timeout=60)[1]
     assert p.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "upvid: interrupted", err
+
+
+# -- issue 22: an OUT that appears while the job runs ------------------------------------------
+@pytest.mark.parametrize("kind", ["video", "frames"])
+def test_an_out_that_appears_mid_job_is_not_overwritten_and_the_work_is_kept(tmp_path, monkeypatch, kind):
+    import upvid.job.run as job
+
+    src = make_clip(tmp_path / "in.mp4", n=6, size=(32, 24), audio=())
+    out = tmp_path / ("o.mkv" if kind == "video" else "frames")
+    real = job.run_pipeline
+
+    def run_and_meanwhile(*a, **k):  # someone writes OUT while upvid works
+        stats = real(*a, **k)
+        if kind == "video":
+            out.write_bytes(b"the user's own file")
+        else:
+            out.mkdir()
+            (out / "00000005.png").write_bytes(b"mine")
+            (out / "00000999.png").write_bytes(b"mine too")
+        return stats
+
+    monkeypatch.setattr(job, "run_pipeline", run_and_meanwhile)
+    code, _, err = call(src, out, *ARGS14)
+    assert code == 4 and "appeared while upvid was working" in err, err
+    if kind == "video":
+        assert out.read_bytes() == b"the user's own file"
+    else:
+        assert sorted(p.name for p in out.iterdir()) == ["00000005.png", "00000999.png"]
+        assert (out / "00000005.png").read_bytes() == b"mine"
+    work = tmp_path / f".{out.name}.upvid-partial"
+    assert work.is_dir()  # every frame is done and kept: move OUT away and --resume
+    (out.unlink() if kind == "video" else shutil.rmtree(out))
+    monkeypatch.setattr(job, "run_pipeline", real)
+    code, _, err = call(src, out, *ARGS14, "--resume")
+    assert code == 0, err
+    assert not work.exists()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import threading
 import time
@@ -34,7 +33,7 @@ from upvid.io.probe import bit_depth_of, open_input, probe
 from upvid.io.reader import read_frames
 from upvid.job.clock import FrameClock
 from upvid.job.options import JobOptions, JobResult
-from upvid.job.outputs import check_output, is_image_input, is_image_output, output_size, work_dir_for
+from upvid.job.outputs import check_output, is_image_input, is_image_output, output_size, publish_file, work_dir_for
 from upvid.job.render import Task, segment_name
 from upvid.job.resume import Journal, fingerprint, open_journal, unlock
 from upvid.job.run import EngineFactory, GlobalError, _join_failed
@@ -57,6 +56,7 @@ class _Job:
     audio: AudioOptions
     t0: float
     left: set[int]
+    overwrite: bool = False
 
 
 def find_cuts(inp: Path, info, opts: JobOptions, family: str, frames: int, deinterlace) -> tuple[list[int], int]:
@@ -187,7 +187,7 @@ def _prepare(k: int, inp: Path, out: Path, opts: JobOptions, net, cfg, rec, chun
     if have:
         log.info("resuming %s: %d of %d chunks done", out.name, len(have), len(chunks))
     journal.save()
-    return _Job(k, inp, out, info, tasks, journal, audio, t0, left)
+    return _Job(k, inp, out, info, tasks, journal, audio, t0, left, opts.overwrite)
 
 
 def _join(j: _Job) -> JobResult:
@@ -207,7 +207,11 @@ def _join(j: _Job) -> JobResult:
         tmp.unlink(missing_ok=True)
         unlock(work)
         raise _join_failed(e, j.inp, j.out, journal) from e
-    os.replace(tmp, j.out)
+    try:
+        publish_file(tmp, j.out, j.overwrite, work)
+    except OutputError:
+        unlock(work)
+        raise
     unlock(work)
     shutil.rmtree(work, ignore_errors=True)
     n = sum(e["frames"] for e in segs)

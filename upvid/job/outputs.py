@@ -94,3 +94,35 @@ def publish_frames(frames: Path, out: Path, n: int) -> None:
     for f in out.iterdir():
         if f.suffix == ".png" and f.stem.isdigit() and len(f.stem) == 8 and int(f.stem) >= n:
             f.unlink()
+
+
+def appeared(out: Path, work: Path) -> OutputError:
+    """The error for an OUT that someone else created while the job ran (the work is kept)."""
+    return OutputError(f"{out}: appeared while upvid was working and is not overwritten (no --overwrite); the "
+                       f"finished work is kept in {work}: move {out.name} away and run the same command with "
+                       "--resume (or add --overwrite)")
+
+
+def publish_file(tmp: Path, out: Path, overwrite: bool, work: Path) -> None:
+    """Give the finished temporary file OUT's name: atomically and never over a file that appeared
+    meanwhile, unless ``overwrite`` (a hard link fails if OUT exists; where links are not
+    possible, a check right before the rename).
+
+    Raises:
+        OutputError: OUT appeared while the job ran (the temporary file is removed, the work kept).
+    """
+    if overwrite:
+        os.replace(tmp, out)
+        return
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise appeared(out, work) from None
+    except OSError:  # no hard links here (some network/FUSE mounts)
+        if out.exists() or out.is_symlink():
+            tmp.unlink(missing_ok=True)
+            raise appeared(out, work) from None
+        os.replace(tmp, out)
+        return
+    tmp.unlink()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -26,7 +25,16 @@ from upvid.io.reader import read_frames
 from upvid.job.clock import FrameClock
 from upvid.job.memory import check_memory
 from upvid.job.options import JobOptions, JobResult
-from upvid.job.outputs import check_output, is_image_input, is_image_output, output_size, publish_frames, work_dir_for
+from upvid.job.outputs import (
+    appeared,
+    check_output,
+    is_image_input,
+    is_image_output,
+    output_size,
+    publish_file,
+    publish_frames,
+    work_dir_for,
+)
 from upvid.job.resume import Journal, fingerprint, open_journal, resume_point, unlock
 from upvid.job.sinks import ImageSink, Sink, VideoSink
 
@@ -194,6 +202,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
                                  f"frames, {info.duration:.2f} s)")
             raise InputError(f"{inp}: no decodable video frame")
         if image_out:
+            if not opts.overwrite and out.exists() and (not out.is_dir() or any(out.iterdir())):
+                raise appeared(out, work)  # someone's frames: never replaced or deleted without --overwrite
             publish_frames(work / "frames", out, journal.frames_done)
         else:
             for stale in remove_stale_temps(out):  # a kill during an earlier join left it
@@ -207,7 +217,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             except UpvidError as e:
                 told = True  # the join error already says where the segments are and how to finish
                 raise _join_failed(e, inp, out, journal) from e
-            os.replace(tmp, out)
+            publish_file(tmp, out, opts.overwrite, work)
             tmp = None
         unlock(work)
         shutil.rmtree(work, ignore_errors=True)

@@ -34,7 +34,7 @@ from upvid.io.reader import decode_frames, deinterlacer
 from upvid.io.writer import VideoWriter
 from upvid.job.clock import FrameClock
 from upvid.job.options import JobOptions, JobResult
-from upvid.job.outputs import check_output, is_image_output, output_size
+from upvid.job.outputs import check_output, is_image_output, output_size, publish_file
 from upvid.job.run import EngineFactory, GlobalError
 
 log = logging.getLogger("upvid")
@@ -233,7 +233,7 @@ def _run(c, info: VideoInfo, mode, label: str, out, opts: JobOptions, engines: E
         writer.close()
         writer = None
         if tmp is not None:
-            os.replace(tmp, out)
+            publish_file(tmp, Path(out), opts.overwrite, Path(out).parent)
             tmp = None
         elif stdout is None:
             sys.stdout.buffer.flush()
