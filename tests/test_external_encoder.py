@@ -6,7 +6,6 @@ The binary is Debian's ``ffmpeg`` when it is on PATH, else the one the test extr
 
 from __future__ import annotations
 
-import os
 import shutil
 from fractions import Fraction
 
@@ -28,12 +27,12 @@ def _ffmpeg() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def test_external_x264_keeps_frames_vfr_timestamps_and_audio(realshort, tmp_path):
-    env = {"UPVID_FFMPEG": _ffmpeg()}
+def test_external_x264_keeps_frames_vfr_timestamps_and_audio(realshort, tmp_path, monkeypatch):
+    monkeypatch.setenv("UPVID_FFMPEG", _ffmpeg())
     out = tmp_path / "out.mkv"
-    r = cli.run(realshort, out, "-m", "bicubic", "-s", "2", "--encoder", "ffmpeg", "--codec", "libx264",
-                "--preset", "ultrafast", "--segment-frames", "10", "-q", env=env, timeout=300)
-    assert r.returncode == 0, r.stderr
+    code, _, err = cli.call(realshort, out, "-m", "bicubic", "-s", "2", "--encoder", "ffmpeg", "--codec", "libx264",
+                            "--preset", "ultrafast", "--segment-frames", "10", "-q")
+    assert code == 0, err
     src, dst = describe(realshort), describe(out)
     assert dst["codec"] == "h264" and dst["size"] == (640, 480) and dst["frames"] == src["frames"] == 36
     assert dst["pts_s"] == src["pts_s"]
@@ -42,35 +41,34 @@ def test_external_x264_keeps_frames_vfr_timestamps_and_audio(realshort, tmp_path
     assert a.std() > 10
 
 
-def test_external_encoder_keeps_variable_frame_times(tmp_path):
-    env = {"UPVID_FFMPEG": _ffmpeg()}
+def test_external_encoder_keeps_variable_frame_times(tmp_path, monkeypatch):
+    monkeypatch.setenv("UPVID_FFMPEG", _ffmpeg())
     pts = [0, 40, 80, 200, 240, 400, 440, 480]  # ms: gaps of 40, 120, 160 ms
     src = make_clip(tmp_path / "vfr.mp4", pts=pts, time_base=Fraction(1, 1000), size=(32, 24))
     out = tmp_path / "out.mp4"
-    r = cli.run(src, out, "-m", "bicubic", "-s", "2", "--encoder", "ffmpeg", "--codec", "libx264", "-q",
-                "--segment-frames", "3", env=env, timeout=300)
-    assert r.returncode == 0, r.stderr
+    code, _, err = cli.call(src, out, "-m", "bicubic", "-s", "2", "--encoder", "ffmpeg", "--codec", "libx264", "-q",
+                            "--segment-frames", "3")
+    assert code == 0, err
     assert np.allclose(describe(out)["pts_s"], [p / 1000 for p in pts], atol=0.002)
 
 
-def test_without_an_ffmpeg_binary_is_exit_8_naming_it(realshort, tmp_path):
-    r = cli.run(realshort, tmp_path / "o.mkv", "-m", "bicubic", "--encoder", "ffmpeg",
-                env={"UPVID_FFMPEG": str(tmp_path / "no-such-ffmpeg")}, timeout=120)
-    assert r.returncode == 8 and "needs an ffmpeg binary" in r.stderr and "no-such-ffmpeg" in r.stderr
-    assert r.stderr.count("\n") == 1 and not (tmp_path / "o.mkv").exists()
-    env = {k: v for k, v in os.environ.items() if k != "UPVID_FFMPEG"}
-    env["PATH"] = str(tmp_path)  # nothing there (python itself is started by its full path)
-    r2 = cli.run(realshort, tmp_path / "o.mkv", "-m", "bicubic", "--encoder", "ffmpeg", env=env,
-                 replace_env=True, timeout=120)
-    assert r2.returncode == 8 and "no 'ffmpeg' on PATH" in r2.stderr
+def test_without_an_ffmpeg_binary_is_exit_8_naming_it(realshort, tmp_path, monkeypatch):
+    monkeypatch.setenv("UPVID_FFMPEG", str(tmp_path / "no-such-ffmpeg"))
+    code, _, err = cli.call(realshort, tmp_path / "o.mkv", "-m", "bicubic", "--encoder", "ffmpeg")
+    assert code == 8 and "needs an ffmpeg binary" in err and "no-such-ffmpeg" in err
+    assert err.count("\n") == 1 and not (tmp_path / "o.mkv").exists()
+    monkeypatch.delenv("UPVID_FFMPEG")
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
+    code, _, err = cli.call(realshort, tmp_path / "o.mkv", "-m", "bicubic", "--encoder", "ffmpeg")
+    assert code == 8 and "no 'ffmpeg' on PATH" in err
 
 
-def test_an_encoder_the_machine_cannot_run_is_exit_8_with_ffmpegs_reason(realshort, tmp_path):
+def test_an_encoder_the_machine_cannot_run_is_exit_8_with_ffmpegs_reason(realshort, tmp_path, monkeypatch):
     """h264_nvenc is in the binary but needs an NVIDIA GPU and driver: ffmpeg's own reason, exit 8."""
-    env = {"UPVID_FFMPEG": _ffmpeg()}
-    r = cli.run(realshort, tmp_path / "o.mkv", "-m", "bicubic", "--encoder", "ffmpeg", "--codec", "h264_nvenc",
-                "--frames", "0:4", env=env, timeout=120)
-    if r.returncode == 0:
+    monkeypatch.setenv("UPVID_FFMPEG", _ffmpeg())
+    code, _, err = cli.call(realshort, tmp_path / "o.mkv", "-m", "bicubic", "--encoder", "ffmpeg", "--codec",
+                            "h264_nvenc", "--frames", "0:4")
+    if code == 0:
         pytest.skip("this machine has a working NVENC")
-    assert r.returncode == 8 and "ffmpeg (h264_nvenc)" in r.stderr, r.stderr
-    assert r.stderr.strip().count("\n") == 0 and not (tmp_path / "o.mkv").exists()
+    assert code == 8 and "ffmpeg (h264_nvenc)" in err, err
+    assert err.strip().count("\n") == 0 and not (tmp_path / "o.mkv").exists()

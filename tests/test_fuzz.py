@@ -16,7 +16,7 @@ from tests.data import VIDEOS
 from tests.cli import call
 from tests.media import make_clip
 
-CASES = 210  # in-process
+CASES = 150  # in-process (the work-folder fuzzer, tests/test_workdir_fuzz.py, adds 100 more)
 SUBPROCESS_CASES = 4
 DOCUMENTED = {0, 3, 4, 8}  # success, bad input, output problem, encoder/muxer refused the stream
 ARGS = ["-m", "bicubic", "-s", "1", "--preset", "ultrafast", "-q"]

@@ -37,11 +37,11 @@ def _decoded(path: Path) -> tuple[list[bytes], list[float]]:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    """An input, its uninterrupted output, and the work folder of the same job stopped at frame 14."""
+    """An input, its uninterrupted output, and the work folder of the same job stopped at frame 10."""
     import upvid.job.run as job
 
     d = tmp_path_factory.mktemp("wdfuzz")
-    src = make_clip(d / "in.mp4", n=24, size=(48, 32), audio=("aac",))
+    src = make_clip(d / "in.mp4", n=15, size=(32, 24), audio=("aac",))
     ref = d / "ref" / "o.mkv"
     ref.parent.mkdir()
     assert call(src, ref, *ARGS)[0] == 0
@@ -50,7 +50,7 @@ def base(tmp_path_factory):
     real = job.VideoSink._write
 
     def write(self, rgb, pts):
-        if self.index == 14:
+        if self.index == 10:
             raise Stop
         real(self, rgb, pts)
 
@@ -59,7 +59,7 @@ def base(tmp_path_factory):
         assert call(src, stopped, *ARGS)[0] == 130
     work = stopped.parent / ".o.mkv.upvid-partial"
     journal = json.loads((work / "journal.json").read_text())
-    assert journal["frames_done"] == 12 and len(journal["segments"]) == 4
+    assert journal["frames_done"] == 9 and len(journal["segments"]) == 3
     return src, _decoded(ref), work
 
 
