@@ -100,12 +100,7 @@ def run_distributed(pairs: list[tuple[Path, Path]], opts: JobOptions, broker, *,
     """
     if opts.span is not None:
         raise UsageError("--start/--duration/--frames are for one process (a preview needs no cluster)")
-    try:
-        head = EngineFactory(dataclasses.replace(opts, device="cpu"))
-        net = head.load()
-        cfg = head.config()
-    except UpvidError as e:
-        raise GlobalError(e) from e
+    net, cfg = EngineFactory(dataclasses.replace(opts, device="cpu")).prepare()
     rec = net.record
     jobs: list[_Job] = []
     results: dict[int, JobResult] = {}

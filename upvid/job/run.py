@@ -84,6 +84,17 @@ class EngineFactory:
                                       tile_overlap=o.tile_overlap, device=self.device, dtype=self.dtype,
                                       compile=o.compile)
 
+    def prepare(self):
+        """``(network, config)`` for a job, loaded once.
+
+        Raises:
+            GlobalError: the model, its weights or the engine options failed (they concern every job).
+        """
+        try:
+            return self.load(), self.config()
+        except UpvidError as e:
+            raise GlobalError(e) from e
+
     def engine(self, cfg):
         """A fresh :class:`~upvid.engine.Engine` for one job with settings ``cfg``."""
         from upvid.engine import Engine
@@ -149,11 +160,7 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     else:
         deep = (opts.bit_depth or info.bit_depth) > 8
     warn_hdr(info, codec, bit_depth_of(pix_fmt) if pix_fmt else 8, log)
-    try:
-        net = engines.load()
-        cfg = engines.config()
-    except UpvidError as e:
-        raise GlobalError(e) from e
+    net, cfg = engines.prepare()
     s = net.scale
     size = output_size(info.width, info.height, s, opts)
     on_device = opts.colour_on_device if opts.colour_on_device is not None else engines.device.type == "cuda"

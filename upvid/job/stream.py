@@ -35,7 +35,7 @@ from upvid.io.writer import VideoWriter
 from upvid.job.clock import FrameClock
 from upvid.job.options import JobOptions, JobResult
 from upvid.job.outputs import check_output, is_image_output, output_size, publish_file
-from upvid.job.run import EngineFactory, GlobalError
+from upvid.job.run import EngineFactory
 
 log = logging.getLogger("upvid")
 
@@ -190,11 +190,7 @@ def run_stream(inp: str | os.PathLike, out: str | os.PathLike, opts: JobOptions,
 def _run(c, info: VideoInfo, mode, label: str, out, opts: JobOptions, engines: EngineFactory, out_fmt: str | None,
          on_frame, stdout, t0: float) -> JobResult:
     to_stdout = out_fmt is not None
-    try:
-        net = engines.load()
-        cfg = engines.config()
-    except UpvidError as e:
-        raise GlobalError(e) from e
+    net, cfg = engines.prepare()
     s = net.scale
     size = output_size(info.width, info.height, s, opts)
     import dataclasses
