@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 
 def _command(args: tuple) -> list[str]:
@@ -66,3 +66,28 @@ def call(*args) -> tuple[int, str, str]:
             signal.signal(signal.SIGTERM, term)
             signal.signal(signal.SIGINT, intr)
     return code, out.getvalue(), err.getvalue()
+
+
+def at_frame(monkeypatch, frame: int, then: Callable[[], None] | None = None, sink: str = "video") -> None:
+    """When the job's sink reaches output frame ``frame``: run ``then()`` (and go on), or, without
+    it, raise KeyboardInterrupt there (as a Ctrl-C: the job stops with exit 130, work kept).
+
+    Args:
+        monkeypatch: pytest's (or a ``monkeypatch.context()``).
+        frame: the sink's output frame index (counted from where this run started).
+        then: an action run once at that frame instead of the interrupt.
+        sink: ``"video"`` (:class:`~upvid.job.sinks.VideoSink`) or ``"image"`` (PNG folders).
+    """
+    import upvid.job.run as job
+
+    cls = job.VideoSink if sink == "video" else job.ImageSink
+    real = cls._write
+
+    def write(self, rgb, pts):
+        if self.index == frame:
+            if then is None:
+                raise KeyboardInterrupt
+            then()
+        real(self, rgb, pts)
+
+    monkeypatch.setattr(cls, "_write", write)

@@ -156,3 +156,15 @@ def describe(path: Path) -> dict:
                     info["subtitles"].append((round(float(p.pts * p.time_base), 2), bytes(p)))
     info["first_rgb"] = frames_rgb
     return info
+
+
+def engine_rgb(frame: av.VideoFrame):
+    """``(1, 3, H, W)`` float32 RGB of a decoded 8-bit 4:2:0 ``frame`` as upvid's engine sees it:
+    its planes converted by :func:`upvid.engine.colour.yuv420_to_rgb` (linear chroma, exact
+    matrix, out-of-gamut values kept), not libswscale's clipped, truncated RGB."""
+    import torch
+
+    from upvid.engine.colour import yuv420_to_rgb
+
+    full = frame.color_range == 2 or frame.format.name.startswith("yuvj")
+    return yuv420_to_rgb(torch.from_numpy(frame.to_ndarray())[None], int(frame.colorspace), full)

@@ -187,6 +187,30 @@ def test_oom_backs_off_to_smaller_tiles_without_losing_frames():
         list(Engine(_recurrent(_OomAbove(8), 4, 1), EngineConfig(chunk=4, overlap=1)).run(frames))
 
 
+def test_a_stitch_buffer_that_cannot_fit_is_exit_7_at_once(monkeypatch):
+    """When the whole-clip HR buffer the tiles are stitched into cannot be allocated, smaller tiles
+    cannot help: OutOfMemoryError at once, no back-off rounds, and no "--device cpu" on the CPU."""
+    model = _recurrent(_PerFrame(), 4, 1)
+    frames = _frames(4, 64, 64)
+    eng = Engine(model, EngineConfig(chunk=4, overlap=1, tile=32, tile_overlap=8))
+    real_zeros = torch.zeros
+
+    def zeros(*shape, **kw):
+        dims = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        if int(np.prod(dims)) >= 4 * 3 * 128 * 128:  # the (B, T, C, sH, sW) buffer of a 4-frame clip
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:116] DefaultCPUAllocator: can't allocate memory")
+        return real_zeros(*shape, **kw)
+
+    monkeypatch.setattr(torch, "zeros", zeros)
+    with pytest.raises(OutOfMemoryError, match="smaller tiles cannot help") as e:
+        list(eng.run(frames))
+    assert eng.times.oom_retries == 0 and "--device cpu" not in str(e.value)
+    monkeypatch.setattr(torch, "zeros", real_zeros)
+    with pytest.raises(OutOfMemoryError) as e:  # the model itself out of memory on the CPU: back-off, then no --device cpu
+        list(Engine(_recurrent(_OomAbove(8), 4, 1), EngineConfig(chunk=4, overlap=1)).run(frames))
+    assert "--device cpu" not in str(e.value)
+
+
 def test_uint16_frames_round_trip():
     model = load_model("bicubic", 2)
     rng = np.random.default_rng(1)

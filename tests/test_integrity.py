@@ -11,7 +11,7 @@ import av
 import pytest
 
 from tests import cli
-from tests.cli import call, run as run_cli
+from tests.cli import at_frame, call, run as run_cli
 from tests.media import make_clip
 
 PREVIEW = ["-m", "bicubic", "--frames", "0:2", "-q"]
@@ -114,19 +114,10 @@ def test_a_full_disk_at_the_start_leaves_no_empty_work_folder(realshort, tmp_pat
 # -- issue 14 ----------------------------------------------------------------------------------
 def _stopped_job(tmp_path, monkeypatch, args):
     """A job stopped after its first segments; returns (input, OUT)."""
-    import upvid.job.run as job
-
     src = make_clip(tmp_path / "in.mp4", n=12, size=(32, 24), audio=())
     out = tmp_path / "o.mkv"
-    real = job.VideoSink._write
-
-    def write(self, rgb, pts):
-        if self.index == 7:
-            raise KeyboardInterrupt
-        real(self, rgb, pts)
-
     with monkeypatch.context() as m:
-        m.setattr(job.VideoSink, "_write", write)
+        at_frame(m, 7)
         assert call(src, out, *args)[0] == 130
     return src, out
 
@@ -233,3 +224,116 @@ def test_an_out_that_appears_mid_job_is_not_overwritten_and_the_work_is_kept(tmp
     code, _, err = call(src, out, *ARGS14, "--resume")
     assert code == 0, err
     assert not work.exists()
+
+
+def _pcm_clip(path: Path, codec: str, channels_layout: str = "5.1") -> Path:
+    """A 10-frame clip with 6-channel PCM in MKV, which stores no channel layout for PCM."""
+    import numpy as np
+
+    fmt = "s16" if codec == "pcm_s16le" else "s32"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream(codec, rate=48000)
+        a.layout = channels_layout
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        rng = np.random.default_rng(0)
+        for i in range(20):
+            data = (rng.standard_normal((1, 6 * 960)) * 3000).astype(np.int16 if fmt == "s16" else np.int32)
+            af = av.AudioFrame.from_ndarray(data, format=fmt, layout=channels_layout)
+            af.sample_rate, af.pts = 48000, i * 960
+            c.mux(a.encode(af))
+        c.mux(v.encode(None))
+        c.mux(a.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("codec", ["pcm_s16le", "pcm_s24le"])
+def test_six_channel_pcm_without_a_layout_is_transcoded_into_mp4(tmp_path, codec):
+    """6-channel 16/24-bit PCM from MKV (no layout stored) into .mp4: transcoded to 5.1 AAC, as the
+    README promises, instead of exit 8 at the join (issue 14)."""
+    src = _pcm_clip(tmp_path / "in.mkv", codec)
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "6 channels"  # the case: no layout
+    out = tmp_path / "out.mp4"
+    rc, _, err = call(str(src), str(out), "-m", "bicubic", "--scale", "2")
+    assert rc == 0, err
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        assert a.codec_context.name == "aac" and a.codec_context.channels == 6
+        assert sum(f.samples for f in c.decode(a)) >= 20 * 960
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 10
+
+
+def test_rawvideo_into_mkv_joins(tmp_path):
+    """`--codec rawvideo` into .mkv: the join used to fail (exit 8, Matroska needs the fourcc)."""
+    src = _pcm_clip(tmp_path / "in.mkv", "pcm_s16le")
+    out = tmp_path / "raw.mkv"
+    rc, _, err = call(str(src), str(out), "-m", "bicubic", "--scale", "2", "--codec", "rawvideo")
+    assert rc == 0, err
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "rawvideo"
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 10 and frames[0].shape == (96, 128, 3)
+    assert abs(float(frames[5].mean()) - 100) < 3  # frame 5 is grey level 100
+
+
+def test_the_memory_check_sees_the_address_space_limit(tmp_path):
+    """Under ``ulimit -v`` the pre-check counts what the limit leaves (issue 22: it used to shrink
+    tiles for minutes, then exit 7 with "try --device cpu" on the CPU): exit 7 at once, one line;
+    a job that fits still runs under the same limit."""
+    import resource
+    import time
+
+    import subprocess
+    import sys
+
+    probe = ("import torch, upvid.cli, upvid.job.run\nwith open('/proc/self/status') as f:\n"
+             "    print(next(int(x.split()[1]) * 1024 for x in f if x.startswith('VmSize:')))")
+    vm = int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    limit = vm + (3 << 29)  # an upvid process's size once torch is imported, + 1.5 GiB
+
+    def capped():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    src = make_clip(tmp_path / "in.mp4", n=3, size=(640, 360), audio=())
+    t0 = time.perf_counter()
+    r = run_cli(src, tmp_path / "x16.mkv", "-m", "bicubic", "--scale", "16", preexec_fn=capped, timeout=120)
+    assert r.returncode == 7 and "host memory is available" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and time.perf_counter() - t0 < 60
+    r = run_cli(src, tmp_path / "x2.mkv", "-m", "bicubic", "--scale", "2", preexec_fn=capped, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def _audio_packets(path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+@pytest.mark.parametrize("how", ["replaced", "deleted"])
+def test_an_input_replaced_mid_job_keeps_its_own_audio(tmp_path, monkeypatch, how):
+    """The input atomically replaced by another file (or deleted) while frames are upscaled: the
+    join takes the audio from the file the frames came from, held open since the start (issue 22:
+    it reopened the path and wrote the other file's audio, or none, with exit 0)."""
+    src = make_clip(tmp_path / "in.mkv", n=12, size=(32, 24), audio=("aac",))
+    other = make_clip(tmp_path / "other.mkv", n=30, size=(32, 24), audio=("libopus",))
+    want = _audio_packets(src)
+
+    def swap():
+        if how == "replaced":
+            os.replace(other, src)
+        else:
+            src.unlink()
+
+    out = tmp_path / "o.mkv"
+    with monkeypatch.context() as m:
+        at_frame(m, 6, then=swap)
+        rc, _, err = call(src, out, "-m", "bicubic", "-s", "2", "-q", "--segment-frames", "4")
+    assert rc == 0, err
+    assert _audio_packets(out) == want
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac" and sum(1 for _ in c.decode(video=0)) == 12

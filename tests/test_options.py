@@ -14,7 +14,7 @@ import pytest
 from tests import cli
 from tests.data import WEIGHTS, need
 from tests.cli import call
-from tests.media import describe, make_clip
+from tests.media import describe, engine_rgb, make_clip
 
 FAST = ["--preset", "ultrafast", "-q"]
 
@@ -46,8 +46,7 @@ def test_size_and_a_resize_that_matches_a_plain_bicubic(tmp_path):
     assert [f.shape for f in frames] == [(30, 50, 3)] * 3
     # the resize is the model output (x2) resized bicubic + antialias: check one frame against torch
     with av.open(str(src)) as c:
-        lr = next(c.decode(video=0)).to_ndarray(format="rgb24")
-    x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
+        x = engine_rgb(next(c.decode(video=0)))
     x2 = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
     want = torch.nn.functional.interpolate(x2, size=(30, 50), mode="bicubic", align_corners=False, antialias=True)
     want = (want.clamp(0, 1) * 255).round().byte()[0].permute(1, 2, 0).numpy()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests import cli
-from tests.cli import call
+from tests.cli import at_frame, call
 from tests.media import describe, make_clip
 
 VFR = [0, 40, 80, 200, 233, 300, 420, 460, 500, 540, 700, 740, 780, 820, 860, 900, 1000, 1040, 1080, 1120]
@@ -30,24 +30,6 @@ def decoded(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24").astype(np.int16) for f in c.decode(video=0)]
 
 
-class Boom(KeyboardInterrupt):
-    pass
-
-
-def interrupt_at(monkeypatch, frame: int) -> None:
-    """Make the video sink raise KeyboardInterrupt (like Ctrl-C) when it reaches output frame ``frame``."""
-    import upvid.job.run as job
-
-    real = job.VideoSink._write
-
-    def write(self, rgb, pts):
-        if self.index == frame:
-            raise Boom
-        real(self, rgb, pts)
-
-    monkeypatch.setattr(job.VideoSink, "_write", write)
-
-
 ARGS = ["-m", "bicubic", "-s", "2", "--preset", "ultrafast", "-q", "--segment-frames", "4"]
 
 
@@ -56,7 +38,7 @@ def test_interrupt_then_resume_matches_uninterrupted_run(vfr_clip, tmp_path, mon
     assert call(vfr_clip, ref, *ARGS)[0] == 0
     out = tmp_path / "out.mkv"
     with monkeypatch.context() as m:
-        interrupt_at(m, 10)
+        at_frame(m, 10)
         code, _, stderr = call(vfr_clip, out, *ARGS)
     assert code == 130 and "interrupted" in stderr and "--resume" in stderr
     assert not out.exists() and not list(tmp_path.glob(".out.upvid-*.partial*"))  # nothing under the final name
@@ -133,7 +115,7 @@ def test_resume_of_a_recurrent_model_uses_warm_up_context(tmp_path, monkeypatch)
     args = ["-m", "basicvsr", "--chunk", "4", "--overlap", "1", "--preset", "ultrafast", "-q", "--segment-frames", "3"]
     out = tmp_path / "o.mp4"
     with monkeypatch.context() as m:
-        interrupt_at(m, 7)
+        at_frame(m, 7)
         r = call(src, out, *args)
         assert r[0] == 130, r
     seen.clear()
@@ -149,7 +131,7 @@ def test_resume_of_a_recurrent_model_uses_warm_up_context(tmp_path, monkeypatch)
 def test_resume_refuses_other_settings_and_plain_run_starts_over(vfr_clip, tmp_path, monkeypatch):
     out = tmp_path / "o.mp4"
     with monkeypatch.context() as m:
-        interrupt_at(m, 5)
+        at_frame(m, 5)
         assert call(vfr_clip, out, *ARGS)[0] == 130
     code, _, stderr = call(vfr_clip, out, *ARGS, "--crf", "30", "--resume")
     assert code == 2 and "crf" in stderr and stderr.count("\n") == 1
@@ -225,19 +207,10 @@ def test_sigkill_then_resume(tmp_path):
 
 
 def test_image_folder_output_resumes(tmp_path, monkeypatch):
-    import upvid.job.run as job
-
     src = make_clip(tmp_path / "in.mkv", pts=VFR[:10], audio=())
     out = tmp_path / "frames"
-    real = job.ImageSink._write
-
-    def write(self, rgb, pts):
-        if self.index == 7:
-            raise Boom
-        real(self, rgb, pts)
-
     with monkeypatch.context() as m:
-        m.setattr(job.ImageSink, "_write", write)
+        at_frame(m, 7, sink="image")
         assert call(src, out, *ARGS)[0] == 130
     assert not out.exists()
     work = tmp_path / ".frames.upvid-partial"
@@ -259,7 +232,6 @@ def test_recurrent_resume_is_frame_exact(tmp_path, monkeypatch, model, clip):
     decoding restarts at a clip of the original schedule (IconVSR: with its keyframes where they were)."""
     import numpy as np
 
-    import upvid.job.run as job
     from upvid.io.images import read_image
 
     src = make_clip(tmp_path / "in.mkv", n=N_EXACT, size=(16, 16), audio=())
@@ -267,15 +239,8 @@ def test_recurrent_resume_is_frame_exact(tmp_path, monkeypatch, model, clip):
             *clip]
     whole, out = tmp_path / "whole", tmp_path / "resumed"
     assert call(src, whole, *args)[0] == 0
-    real = job.ImageSink._write
-
-    def write(self, rgb, pts):
-        if self.index == 17:
-            raise Boom
-        real(self, rgb, pts)
-
     with monkeypatch.context() as m:
-        m.setattr(job.ImageSink, "_write", write)
+        at_frame(m, 17, sink="image")
         assert call(src, out, *args)[0] == 130
     code, stdout, stderr = call(src, out, *args, "--resume", "--json")
     assert code == 0, stderr

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.data import vid4_lr
-from tests.cli import call
+from tests.cli import at_frame, call
 from upvid.engine import Engine, EngineConfig
 from upvid.engine.shots import DetectedCuts, ListedCuts, ResumedCuts, read_cut_file, split_shots
 from upvid.errors import UsageError
@@ -135,15 +135,8 @@ def test_cli_scene_cuts_auto_file_and_resume_at_a_cut(tmp_path, monkeypatch):
     ab = _folder(tmp_path / "ab", a + b)
     alone = _folder(tmp_path / "b", b)
     common = ["-m", "basicvsr", "--random-weights", "--chunk", "6", "--overlap", "2", "-q", "--segment-frames", "10"]
-    real_write = job.ImageSink._write
-
-    def write(self, rgb, pts):
-        if self.index == 18:
-            raise KeyboardInterrupt
-        real_write(self, rgb, pts)
-
     with monkeypatch.context() as m:
-        m.setattr(job.ImageSink, "_write", write)
+        at_frame(m, 18, sink="image")
         assert call(str(ab), str(tmp_path / "auto"), *common)[0] == 130
     journal = json.loads((tmp_path / ".auto.upvid-partial" / "journal.json").read_text())
     assert [s["frames"] for s in journal["segments"]] == [10, 6] and journal["cuts"] == [16]

@@ -228,13 +228,16 @@ def test_missing_offline_names_file_and_hash(hub):
         del os.environ["HF_HUB_OFFLINE"]
 
 
-def test_url_source_with_sha256_prefix(hub):
+def test_url_source_with_sha256_prefix(hub, caplog):
+    """A file verified only by the 8-hex prefix its name publishes (BasicSR, MMEditing) loads, and
+    the download prints its full sha256 to pin (issue 22: a prefix is cheap to forge)."""
     from upvid.models import load_model
 
     model = load_model("tiny-url")
     x = torch.rand(1, 1, 3, 8, 8)
     assert torch.allclose(model(x)[:, 0], hub["net"](x[:, 0]))
     assert any(h.startswith("GET /files/tiny_x2_release.pth") for h in _Hub.hits)
+    assert f"its full sha256 is {hub['sha']}" in caplog.text
 
 
 def test_unhashed_source_loads_with_a_warning_naming_its_sha256(hub, caplog):
@@ -297,3 +300,104 @@ def test_weights_toml_found_in_checkout_and_wheel(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
     assert r.stdout.strip() == str(tmp_path / "site" / "upvid" / "weights.toml"), r.stderr
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "bitflip", "truncated", "bad-header", "no-sidecar"])
+def test_damaged_converted_cache_is_converted_again(hub, caplog, damage):
+    """A converted .safetensors whose bytes changed is never used: its sha256 sidecar does not match
+    (or is missing), so upvid warns and converts again from the verified original (issue 14)."""
+    from upvid.models import weights
+    from upvid.models.registry import get_record
+
+    rec = get_record("tiny")
+    want = weights.resolve_state_dict(rec)
+    target = weights.converted_path(rec, hub["sha"])
+    side = target.with_name(target.name + ".sha256")
+    assert side.read_text().split()[0] == weights.sha256_file(target)
+    data = bytearray(target.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    if damage == "zeroed":
+        data[header:] = bytes(len(data) - header)
+    elif damage == "bitflip":
+        data[header + 5] ^= 0x10
+    elif damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "bad-header":
+        data[8:12] = b"\xff\xfe{["
+    else:
+        side.unlink()
+    target.write_bytes(bytes(data))
+    caplog.clear()
+    got = weights.resolve_state_dict(rec)
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+    assert "converting again" in caplog.text
+    assert side.read_text().split()[0] == weights.sha256_file(target)  # rewritten whole
+
+
+def test_unwritable_caches_are_one_line_errors_or_warnings(hub, calendar_clip, tmp_path):
+    """HF_HOME that is a file: a download is exit 6 naming the folder; with --weights-dir the job
+    runs (the converted copy stays in memory, with a warning). Never an internal error."""
+    hf = tmp_path / "hf-file"
+    hf.write_text("not a folder")
+    env = dict(hub["env"], HF_HOME=str(hf))
+    r = upvid(str(calendar_clip), str(tmp_path / "a.mp4"), "--model", "tiny", env=env)
+    assert r.returncode == 6 and "cannot write the weights cache" in r.stderr and str(hf) in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "tiny_x2.pth").write_bytes(hub["pth"].read_bytes())
+    r = upvid(str(calendar_clip), str(tmp_path / "b.mp4"), "--model", "tiny", "--weights-dir", str(folder), env=env)
+    assert r.returncode == 0 and "cannot cache converted weights" in r.stderr, r.stderr
+    assert (tmp_path / "b.mp4").is_file()
+
+
+@pytest.mark.parametrize("text,says", [
+    ("this is = not toml [", "not a readable weights.toml"),
+    ("[models.x]\nfamily = 'recurrent'\nscale = 4\n", "not a model record"),
+    ("[models.x]\narch = 'a:b'\nfamily = 'recurrent'\nscale = 'four'\n", "wrong type for scale"),
+    (None, "no such file"),
+])
+def test_broken_weights_toml_is_exit_2(tmp_path, calendar_clip, text, says):
+    toml = tmp_path / "w.toml"
+    if text is not None:
+        toml.write_text(text)
+    r = upvid(str(calendar_clip), str(tmp_path / "o.mp4"), "--model", "rlfn-x4", env={"UPVID_WEIGHTS_TOML": str(toml)})
+    assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("payload", ["tensor", "list", "params-tensor"])
+def test_checkpoint_that_is_not_a_state_dict_is_exit_6(hub, calendar_clip, tmp_path, payload):
+    """A checkpoint holding a tensor or a list (or a 'params' entry that is one) is a one-line
+    weights error, for a registry model and for --model PATH."""
+    obj = {"tensor": torch.zeros(3), "list": [torch.zeros(3)], "params-tensor": {"params": torch.zeros(3)}}[payload]
+    pth = tmp_path / "odd.pth"
+    torch.save(obj, pth)
+    toml = hub["tmp"] / "weights.toml"
+    toml.write_text(toml.read_text().replace(f'sha256 = "{hub["sha"]}"\nkey = "params"',
+                                             f'sha256 = "{hashlib.sha256(pth.read_bytes()).hexdigest()}"'))
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "tiny_x2.pth").write_bytes(pth.read_bytes())
+    r = upvid(str(calendar_clip), str(tmp_path / "a.mp4"), "--model", "tiny", "--weights-dir", str(folder), env=hub["env"])
+    assert r.returncode == 6 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert ("not a state dict" if payload != "params-tensor" else "does not match the network") in r.stderr
+    r = upvid(str(calendar_clip), str(tmp_path / "b.mp4"), "--model", str(pth), env=hub["env"])
+    assert r.returncode == 6 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_refused_download_is_one_line_without_huggingface_hub_retry_lines(tmp_path, calendar_clip):
+    """huggingface_hub's http_get logs each retry ("Error while downloading ... Trying to resume
+    download...", five times, twice each); upvid's stderr is its own one line, naming the
+    --weights-dir folder it looked in (issue 22)."""
+    toml = tmp_path / "w.toml"
+    toml.write_text('[models.dead]\narch = "tests.test_weights:TinyNet"\nfamily = "sliding-window"\nscale = 2\n'
+                    '[models.dead.weights]\nurl = "http://127.0.0.1:9/dead.pth"\nsha256 = "' + "0" * 64 + '"\n')
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "other.pth").write_bytes(b"not it")
+    r = upvid(str(calendar_clip), str(tmp_path / "o.mp4"), "--model", "dead", "--weights-dir", str(folder),
+              env={"UPVID_WEIGHTS_TOML": str(toml), "HF_HOME": str(tmp_path / "hf")})
+    assert r.returncode == 6 and "Connection refused" in r.stderr, r.stderr
+    assert f"not in {folder} (as dead.pth)" in r.stderr  # the folder searched is named
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("upvid: error: cannot get dead.pth"), r.stderr

@@ -16,16 +16,12 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.cli import call
+from tests.cli import at_frame, call
 from tests.media import make_clip
 
 CASES = 100
 ARGS = ["-m", "bicubic", "-s", "2", "--codec", "ffv1", "-q", "--segment-frames", "3", "--scene-cuts", "off"]
 DOCUMENTED = {2, 3, 4, 8}
-
-
-class Stop(KeyboardInterrupt):
-    pass
 
 
 def _decoded(path: Path) -> tuple[list[bytes], list[float]]:
@@ -38,8 +34,6 @@ def _decoded(path: Path) -> tuple[list[bytes], list[float]]:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """An input, its uninterrupted output, and the work folder of the same job stopped at frame 10."""
-    import upvid.job.run as job
-
     d = tmp_path_factory.mktemp("wdfuzz")
     src = make_clip(d / "in.mp4", n=15, size=(32, 24), audio=("aac",))
     ref = d / "ref" / "o.mkv"
@@ -47,15 +41,8 @@ def base(tmp_path_factory):
     assert call(src, ref, *ARGS)[0] == 0
     stopped = d / "stopped" / "o.mkv"
     stopped.parent.mkdir()
-    real = job.VideoSink._write
-
-    def write(self, rgb, pts):
-        if self.index == 10:
-            raise Stop
-        real(self, rgb, pts)
-
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(job.VideoSink, "_write", write)
+        at_frame(m, 10)
         assert call(src, stopped, *ARGS)[0] == 130
     work = stopped.parent / ".o.mkv.upvid-partial"
     journal = json.loads((work / "journal.json").read_text())

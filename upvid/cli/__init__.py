@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"upvid {__version__}")
         raise SystemExit(0)
-    logging.basicConfig(level=logging.WARNING, format="upvid: warning: %(message)s", stream=sys.stderr)
+    _quiet_third_parties()
     _install_sigterm()
     try:
         rc = app(args=args, prog_name="upvid", standalone_mode=False)
@@ -71,6 +71,28 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("UPVID_DEBUG"):
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set UPVID_DEBUG=1 for a traceback)", 1)
+
+
+class _OwnLines(logging.Filter):
+    """Pass upvid's own warnings; other libraries' records only from ERROR up (a failed download's
+    retries, torch's UserWarnings: the error upvid raises says what went wrong, in one line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.split(".")[0] == "upvid" or record.levelno >= logging.ERROR or bool(
+            os.environ.get("UPVID_DEBUG"))
+
+
+def _quiet_third_parties() -> None:
+    """stderr carries upvid's lines: huggingface_hub logs through its own handler (kept to errors by
+    ``HF_HUB_VERBOSITY``), its progress bars only on a terminal; Python warnings go through logging."""
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logging.basicConfig(level=logging.WARNING, format="upvid: warning: %(message)s", stream=sys.stderr)
+    for h in logging.getLogger().handlers:
+        if getattr(h, "stream", None) is sys.stderr and not any(isinstance(f, _OwnLines) for f in h.filters):
+            h.addFilter(_OwnLines())
+    logging.captureWarnings(True)
 
 
 def _ray_address(args: list[str]) -> list[str]:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from upvid.errors import OutOfMemoryError
+
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Evenly spread tile starts along one axis.
@@ -85,13 +87,13 @@ def run_tiled(
     b, t, c, h, w = x.shape
     if tile <= 0 or (tile >= h and tile >= w):
         return fn(x).float()
+    norm = _frame_buffer((1, 1, 1, h * scale, w * scale), x.device)
     overlap = min(overlap, tile - 1)
     margin = default_margin(overlap) if margin is None else margin
     th, tw = min(tile, h), min(tile, w)
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     coords = [(y0, x0) for y0 in ys for x0 in xs]
     out = torch.empty(0)
-    norm = torch.zeros(1, 1, 1, h * scale, w * scale, device=x.device)
     wy = {y0: _axis_weight(y0, th, h, margin, overlap, scale).to(x.device) for y0 in ys}
     wx = {x0: _axis_weight(x0, tw, w, margin, overlap, scale).to(x.device) for x0 in xs}
     for i in range(0, len(coords), tile_batch):
@@ -99,10 +101,31 @@ def run_tiled(
         batch = torch.cat([x[..., y0 : y0 + th, x0 : x0 + tw] for y0, x0 in group])
         res = fn(batch).float().unflatten(0, (len(group), b))
         if out.numel() == 0:
-            out = torch.zeros(b, res.shape[2], c, h * scale, w * scale, device=x.device)
+            out = _frame_buffer((b, res.shape[2], c, h * scale, w * scale), x.device)
         for (y0, x0), r in zip(group, res):
             weight = wy[y0][:, None] * wx[x0][None, :]
             ys_, xs_ = slice(y0 * scale, (y0 + th) * scale), slice(x0 * scale, (x0 + tw) * scale)
             out[..., ys_, xs_] += r * weight
             norm[..., ys_, xs_] += weight
-    return out / norm.clamp_min(1e-8)
+    return out.div_(norm.clamp_min_(1e-8))
+
+
+def _frame_buffer(shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """A zeroed float32 HR buffer for stitching.
+
+    Raises:
+        OutOfMemoryError: it does not fit. Smaller tiles cannot help (the buffer is the whole
+            HR clip), so this is not retried by the engine's tile back-off.
+    """
+    try:
+        return torch.zeros(shape, device=device)
+    except (RuntimeError, torch.cuda.OutOfMemoryError) as e:
+        msg = str(e)
+        if not (isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in msg or "allocate" in msg):
+            raise
+        n = 4
+        for d in shape:
+            n *= d
+        raise OutOfMemoryError(
+            f"the stitched HR output of one clip ({'x'.join(map(str, shape))} float32, {n / 2**30:.1f} GiB) does not fit "
+            f"in memory on {device}; smaller tiles cannot help: use a smaller --scale or --chunk") from e

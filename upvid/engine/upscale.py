@@ -43,9 +43,9 @@ class EngineConfig:
         dtype: compute precision (autocast when not fp32).
         auto_tile, auto_chunk: let the planner size tiles / window batches (CUDA).
         compile: ``torch.compile`` the network (worth it for long videos on CUDA).
-        yuv_out: ``(colorspace, full_range)``: emit 8-bit outputs as :class:`~upvid.frames.Yuv420`
-            planes in that matrix/range, converted on the device (the GPU path; the encoder
-            then takes them as they are). ``None``: RGB arrays.
+        yuv_out: ``(colorspace, full_range, bits)``: emit :class:`~upvid.frames.Yuv420` planes
+            (8 or 10 bits) in that matrix/range, converted on the device without clipping
+            out-of-gamut values (the encoder then takes them as they are). ``None``: RGB arrays.
         out_size: ``(width, height)`` to resize the model's output to (``--outscale``, ``--size``,
             ``--height``), bicubic with antialiasing on the device before rounding; ``None``: the
             model's own ``scale`` x input size.
@@ -61,7 +61,7 @@ class EngineConfig:
     auto_tile: bool = False
     auto_chunk: bool = False
     compile: bool = False
-    yuv_out: tuple[int, bool] | None = None
+    yuv_out: tuple[int, bool, int] | None = None
     out_size: tuple[int, int] | None = None
 
     @classmethod
@@ -210,8 +210,14 @@ class Engine:
             self._plan(*frames[0].shape[:2])
         if isinstance(frames[0], Yuv420):  # the GPU path: planes up, colour conversion on the device
             planes = [f.planes for f in frames]
-            t = self._upload(planes, False) if self.cfg.device.type == "cuda" else torch.from_numpy(np.stack(planes))
-            return yuv420_to_rgb(t, frames[0].colorspace, frames[0].full_range)
+            f0 = frames[0]
+            deep = f0.bits > 8
+            if self.cfg.device.type == "cuda":
+                t = self._upload(planes, deep)
+            else:
+                arr = np.stack(planes)
+                t = torch.from_numpy(arr.astype(np.int32) if deep else arr)
+            return yuv420_to_rgb(t, f0.colorspace, f0.full_range, f0.bits)
         deep = frames[0].dtype == np.uint16
         peak = 65535.0 if deep else 255.0
         if self.cfg.device.type == "cuda":
@@ -255,14 +261,14 @@ class Engine:
 
     def _to_numpy(self, x: Tensor, dtype: np.dtype) -> list[np.ndarray] | list[Yuv420]:
         """``(T, 3, H, W)`` float [0, 1] -> ``T x (H, W, 3)`` of ``dtype``, rounded and clamped on the
-        device; or ``T x`` :class:`Yuv420` when ``config.yuv_out`` is set and ``dtype`` is 8-bit.
+        device; or ``T x`` :class:`Yuv420` when ``config.yuv_out`` is set.
         With ``config.out_size`` the frames are first resized to it (bicubic, antialiased)."""
         if self.cfg.out_size is not None and (x.shape[-1], x.shape[-2]) != self.cfg.out_size:
             w, h = self.cfg.out_size
             x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
-        if self.cfg.yuv_out is not None and dtype == np.uint8:
-            cs, full = self.cfg.yuv_out
-            return [Yuv420(p, cs, full) for p in rgb_to_yuv420(x, cs, full).cpu().numpy()]
+        if self.cfg.yuv_out is not None:
+            cs, full, bits = self.cfg.yuv_out
+            return [Yuv420(p, cs, full, bits) for p in rgb_to_yuv420(x, cs, full, bits).cpu().numpy()]
         peak = 65535.0 if dtype == np.uint16 else 255.0
         q = x.clamp(0, 1).mul(peak).round_()
         q = q.to(torch.int32 if dtype == np.uint16 else torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
@@ -307,10 +313,9 @@ class Engine:
         current = lay.tile or max(size)
         new = (current // 2) // 8 * 8
         if new < MIN_TILE:
-            raise OutOfMemoryError(
-                f"out of memory on {self.cfg.device} even with {current} px tiles; "
-                "try --device cpu, a smaller --chunk, or a lighter model"
-            ) from err
+            hint = "try --device cpu, a smaller --chunk, or a lighter model" if self.cfg.device.type == "cuda" else (
+                "try a smaller --chunk or a lighter model, or free memory (ulimit -v, UPVID_MAX_MEMORY)")
+            raise OutOfMemoryError(f"out of memory on {self.cfg.device} even with {current} px tiles; {hint}") from err
         lay.tile = new
         lay.tile_overlap = min(lay.tile_overlap, new // 4)
 

@@ -40,16 +40,20 @@ def output_color_range(info: VideoInfo, pix_fmt: str) -> int:
     return 2 if info.color_range == 2 and pix_fmt.startswith("yuvj") else (info.color_range or 0)
 
 
-def yuv420_target(info: VideoInfo, width: int, height: int, pix_fmt: str) -> tuple[int, bool] | None:
-    """``(colorspace, full_range)`` in which 4:2:0 planes made elsewhere (the GPU) can go straight
+#: Encoder formats that take :class:`~upvid.frames.Yuv420` planes as they are, and their bit depth.
+YUV420_OUTPUTS = {"yuv420p": 8, "yuvj420p": 8, "yuv420p10le": 10}
+
+
+def yuv420_target(info: VideoInfo, width: int, height: int, pix_fmt: str) -> tuple[int, bool, int] | None:
+    """``(colorspace, full_range, bits)`` in which 4:2:0 planes made by the engine can go straight
     to an encoder of ``pix_fmt`` at ``width x height``, or ``None`` (RGB through libswscale then).
 
-    Only for 8-bit 4:2:0 output of even size in a matrix :mod:`upvid.engine.colour` knows;
-    the matrix is the input's, as :class:`VideoWriter` tags and converts RGB.
+    Only for 8- or 10-bit 4:2:0 output of even size in a matrix :mod:`upvid.engine.colour`
+    knows; the matrix is the input's, as :class:`VideoWriter` tags and converts RGB.
     """
-    if pix_fmt not in ("yuv420p", "yuvj420p") or width % 2 or height % 2 or info.colorspace not in YUV_MATRICES:
+    if pix_fmt not in YUV420_OUTPUTS or width % 2 or height % 2 or info.colorspace not in YUV_MATRICES:
         return None
-    return info.colorspace, output_color_range(info, pix_fmt) == 2
+    return info.colorspace, output_color_range(info, pix_fmt) == 2, YUV420_OUTPUTS[pix_fmt]
 
 
 
@@ -57,7 +61,9 @@ def yuv420_target(info: VideoInfo, width: int, height: int, pix_fmt: str) -> tup
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".nut", ".ts", ".mts"}
 
 #: Encoder used when ``codec="auto"``: by output suffix (default libx264).
-_AUTO_CODEC = {".webm": "libvpx-vp9", ".ogv": "libvpx"}
+#: ``.avi``: MPEG-4 Part 2 (Xvid-compatible), as FFmpeg's own default: FFmpeg's AVI reader shows
+#: H.264 in AVI one or two frames late (its parser guesses a reorder delay), audio then leads.
+_AUTO_CODEC = {".webm": "libvpx-vp9", ".ogv": "libvpx", ".avi": "mpeg4"}
 
 #: Pixel formats with more than 8 bits per component, by encoder (``--bit-depth 10``).
 _DEEP_FMT = {"libx264": "yuv420p10le", "libx265": "yuv420p10le", "libsvtav1": "yuv420p10le",
@@ -194,8 +200,14 @@ def preset_options(codec: str, preset: str) -> dict[str, str]:
 
 
 #: Constant-rate-factor ranges by encoder.
-_CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (0, 63), "libaom-av1": (0, 63),
+_CRF_RANGE = {"mpeg4": (0, 51), "libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (0, 63), "libaom-av1": (0, 63),
               "libvpx-vp9": (0, 63), "libvpx": (4, 63)}
+
+
+def mpeg4_quantiser(crf: int) -> int:
+    """MPEG-4 Part 2 has no CRF: ``--crf`` (x264's 0..51 scale) becomes a constant quantiser,
+    ``max(2, round(crf / 6))`` (18 -> 3, FFmpeg's ``-q:v 3``, visually lossless)."""
+    return max(2, round(crf / 6))
 
 
 def check_encoder_options(codec: str, crf: int | None, preset: str | None) -> None:

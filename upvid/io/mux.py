@@ -22,6 +22,7 @@ from pathlib import Path
 import av
 
 from upvid.errors import EncodeError, OutputError
+from upvid.io.held import HeldInput
 from upvid.io.probe import VideoInfo, media_url, open_input
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mp2"}
 
 #: Muxers keeping subtitles upvid may copy, by codec (FFmpeg's own lists are broader than players').
 _MOV_LIKE = {"mp4", "mov"}
+
+
+#: The layout given to ``N`` channels that carry none (FFmpeg's usual order for the count).
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 def _copyable(codec: str, kind: str, out: av.container.OutputContainer) -> bool:
@@ -111,7 +116,8 @@ class _Extras:
     """
 
     def __init__(self, out: av.container.OutputContainer, info: VideoInfo, path: Path,
-                 audio: AudioOptions | None = None, window: tuple[float, float] | None = None) -> None:
+                 audio: AudioOptions | None = None, window: tuple[float, float] | None = None,
+                 held: HeldInput | None = None) -> None:
         self.out = out
         self.path = path
         self.audio = audio or AudioOptions()
@@ -128,7 +134,10 @@ class _Extras:
         if info.container == "image2" or info.path.is_dir():
             return
         try:
-            self.inp = open_input(info.path)
+            self.inp = held.open() if held is not None else open_input(info.path)
+            if held is not None and held.replaced():
+                log.warning("%s was replaced or deleted while the job ran; its audio, subtitles and chapters "
+                            "are taken from the file the frames were read from", info.path)
         except Exception as e:  # noqa: BLE001 - the video was readable; extras are best effort
             log.warning("cannot reopen %s for its audio/subtitles (%s)", info.path, e)
             return
@@ -197,6 +206,9 @@ class _Extras:
             rate = 48000
         channels = src.codec_context.channels
         layout = src.codec_context.layout.name if src.codec_context.layout and channels else "stereo"
+        if layout.endswith(" channels"):  # no channel order recorded (PCM in MKV/WAV): the usual one for the count
+            layout = DEFAULT_LAYOUTS.get(channels, "stereo")
+            log.info("stream #%d: %d channels without a layout; written as %s", index, channels, layout)
         if target == "libopus" and channels > 8:
             log.warning("stream #%d: %d audio channels; Opus holds at most 8: downmixed to stereo", index, channels)
             layout = "stereo"
@@ -449,7 +461,8 @@ def _clip_chapters(chapters: list[dict], t0: float, t1: float) -> list[dict]:
 
 def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_streams: bool = True,
              container_format: str | None = None, recorded_pts: Sequence[Sequence[int]] | None = None,
-             audio: AudioOptions | None = None, window: tuple[float, float] | None = None) -> int:
+             audio: AudioOptions | None = None, window: tuple[float, float] | None = None,
+             held: HeldInput | None = None) -> int:
     """Copy the video packets of ``segments`` (in order, no re-encoding) into ``path``, with the
     input's audio/subtitle streams, chapters and metadata.
 
@@ -465,6 +478,8 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
         audio: what to do with the audio tracks (default: copy, else transcode).
         window: a preview's ``(t0, t1)`` in input seconds: only the audio/subtitle packets that
             start in it are kept, moved back by ``t0`` (the segments' video already starts at 0).
+        held: the input as opened when the job started: the other streams are read from it, not
+            from ``info.path`` (which may name another file by now).
         recorded_pts: per segment, the pts (``info.time_base``) of each frame as
             :attr:`VideoWriter.written_pts` recorded it; required for :data:`SEQUENTIAL_MUXERS`
             segments (they were written without B-frames, one packet per frame), whose demuxed
@@ -498,7 +513,12 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
     try:
         with av.open(media_url(segments[0])) as first:
             src = first.streams.video[0]
-            dst = out.add_stream_from_template(src, opaque=True)  # opaque: the decoder may have no encoder twin
+            if src.codec_context.name == "rawvideo":  # an encoder's stream: it sets the fourcc Matroska needs
+                dst = out.add_stream("rawvideo", rate=info.fps or 25)
+                dst.width, dst.height = src.codec_context.width, src.codec_context.height
+                dst.pix_fmt = src.codec_context.pix_fmt
+            else:
+                dst = out.add_stream_from_template(src, opaque=True)  # opaque: the decoder may have no encoder twin
             dst.time_base = src.time_base
             if info.rotation:
                 try:
@@ -506,7 +526,7 @@ def assemble(segments: Sequence[Path], path: Path, info: VideoInfo, *, copy_stre
                 except Exception as e:  # noqa: BLE001
                     log.warning("cannot keep rotation %s: %s", info.rotation, e)
         if copy_streams:
-            extras = _Extras(out, info, path, audio, window)
+            extras = _Extras(out, info, path, audio, window, held)
         for seg, pts in zip(segments, seg_pts):
             with av.open(media_url(seg)) as c:
                 vs = c.streams.video[0]

@@ -46,6 +46,8 @@ class VideoInfo:
         stream_index: container index of the video stream (-1: the first video stream).
         field_order: FFmpeg's ``AVFieldOrder`` of the stream (0 unknown, 1 progressive, 2-5 interlaced).
         hdr: HDR10 mastering-display / content-light metadata of the first frame (:mod:`upvid.io.hdr`).
+        video_duration: ``duration`` is the video stream's own (its header or a DURATION tag),
+            not the container's, which may be a longer audio track's.
     """
 
     path: Path
@@ -70,6 +72,7 @@ class VideoInfo:
     stream_index: int = -1
     field_order: int = 0
     hdr: HdrMetadata | None = None
+    video_duration: bool = True  # ``duration`` is the video stream's own (not the container's)
 
     @property
     def audio(self) -> list[StreamInfo]:
@@ -111,6 +114,16 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
         raise InputError(f"{p}: cannot open ({e.strerror or e})") from e
     except (OSError, ValueError, UnicodeError, OverflowError) as e:  # damaged headers PyAV cannot parse
         raise InputError(f"{p}: cannot open ({type(e).__name__}: {e})") from e
+
+
+def _tagged_duration(metadata: dict) -> float | None:
+    """Seconds in a ``DURATION`` tag (``HH:MM:SS.fraction``, as Matroska muxers write it), or ``None``."""
+    value = next((v for k, v in metadata.items() if k.upper() == "DURATION"), None)
+    try:
+        h, m, sec = str(value).split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except (ValueError, TypeError):
+        return None
 
 
 def video_stream(c: av.container.InputContainer) -> av.video.stream.VideoStream | None:
@@ -181,12 +194,15 @@ def describe(c: av.container.InputContainer, path: str | os.PathLike, *, read_fi
         raise InputError(f"{path}: video stream has no frame size (corrupt or unsupported codec)")
     fps = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
     tb = v.time_base or Fraction(1, 90000)
+    own = _tagged_duration(v.metadata)  # Matroska keeps per-track durations as a DURATION tag
     if v.duration is not None:
-        duration = float(v.duration * tb)
+        duration, own = float(v.duration * tb), True
+    elif own is not None:
+        duration, own = own, True
     elif c.duration is not None:
-        duration = c.duration / av.time_base
+        duration, own = c.duration / av.time_base, False  # the longest stream's: maybe the audio's
     else:
-        duration = 0.0
+        duration, own = 0.0, False
     frames = v.frames or int(round(duration * float(fps)))
     start = float(v.start_time * tb) if v.start_time is not None else 0.0
     rotation = 0
@@ -205,7 +221,7 @@ def describe(c: av.container.InputContainer, path: str | os.PathLike, *, read_fi
     )
     return VideoInfo(
         path=Path(path), container=c.format.name, codec=cc.name, width=cc.width, height=cc.height,
-        fps=Fraction(fps), time_base=Fraction(tb), frames=int(frames), duration=duration,
+        fps=Fraction(fps), time_base=Fraction(tb), frames=int(frames), duration=duration, video_duration=own,
         start_time=start, pix_fmt=cc.pix_fmt or "yuv420p", bit_depth=bit_depth_of(cc.pix_fmt),
         rotation=rotation, sample_aspect_ratio=Fraction(v.sample_aspect_ratio or 1) or Fraction(1),
         color_primaries=int(cc.color_primaries), color_trc=int(cc.color_trc),

@@ -27,7 +27,7 @@ class DecodedFrame:
             ``None`` when ``yuv`` holds the picture.
         pts: presentation timestamp in the video stream's time base (``None`` if the container has none).
         index: 0-based decode-order index of the frame among those emitted.
-        yuv: the 4:2:0 planes instead of RGB (``read_frames(..., yuv=True)``, for the GPU path).
+        yuv: the 4:2:0 planes instead of RGB (``read_frames(..., yuv=True)``: colour conversion in the engine).
     """
 
     rgb: np.ndarray | None
@@ -41,13 +41,17 @@ class DecodedFrame:
         return self.yuv if self.yuv is not None else self.rgb
 
 
+#: Decoder formats handed to the engine as :class:`~upvid.frames.Yuv420` planes, and their bit depth.
+PLANAR_FORMATS = {"yuv420p": 8, "yuvj420p": 8, "yuv420p10le": 10}
+
+
 def yuv_eligible(info: VideoInfo) -> bool:
     """Whether ``read_frames(..., yuv=True)`` hands out 4:2:0 planes for this stream.
 
-    True for 8-bit 4:2:0 sources (``yuv420p``/``yuvj420p``, even size) with a matrix
-    :mod:`upvid.engine.colour` knows; other sources stay RGB (converted by libswscale).
+    True for 8- and 10-bit 4:2:0 sources (``yuv420p``/``yuvj420p``/``yuv420p10le``, even size)
+    with a matrix :mod:`upvid.engine.colour` knows; other sources stay RGB (converted by libswscale).
     """
-    return (info.pix_fmt in ("yuv420p", "yuvj420p") and info.width % 2 == 0 and info.height % 2 == 0
+    return (info.pix_fmt in PLANAR_FORMATS and info.width % 2 == 0 and info.height % 2 == 0
             and info.colorspace in YUV_MATRICES)
 
 
@@ -66,7 +70,9 @@ def read_frames(
         high_bit_depth: emit ``uint16`` RGB (``rgb48le``); default: when the source has > 8 bits.
         max_errors: consecutive decode errors tolerated.
         yuv: for :func:`yuv_eligible` streams, hand out the decoder's 4:2:0 planes
-            (:attr:`DecodedFrame.yuv`) instead of RGB, for conversion on the GPU.
+            (:attr:`DecodedFrame.yuv`) instead of RGB, for conversion in the engine (which keeps
+            out-of-gamut values libswscale's RGB would clip). With ``high_bit_depth`` an 8-bit
+            limited-range source's planes are handed out as 10-bit codes (times 4, exact).
         span: only the frames of this stretch (``--start``/``--frames``): those before it are
             decoded but not converted, decoding stops after it. ``index`` stays the frame's
             number in the whole video.
@@ -114,9 +120,12 @@ def decode_frames(
         high_bit_depth, max_errors, yuv, span: as for :func:`read_frames`.
     """
     deep = info.bit_depth > 8 if high_bit_depth is None else high_bit_depth
-    planar = yuv and not deep and yuv_eligible(info)
-    fmt = info.pix_fmt if planar else "rgb48le" if deep else "rgb24"
     full_range = info.color_range == 2 or info.pix_fmt == "yuvj420p"
+    src_bits = PLANAR_FORMATS.get(info.pix_fmt, 8)
+    planar = yuv and yuv_eligible(info) and (deep == (src_bits > 8) or (deep and not full_range))
+    promote = planar and deep and src_bits == 8  # 8-bit limited-range codes -> 10-bit (x4)
+    bits = 10 if deep else 8
+    fmt = info.pix_fmt if planar else "rgb48le" if deep else "rgb24"
     n = 0
     errors = 0
     resized = False
@@ -181,13 +190,32 @@ def decode_frames(
             if frame.pts is not None and frame.time_base is not None:
                 last_t = float(frame.pts * frame.time_base)
             if planar:  # the planes as decoded (a mid-stream size/format change is resampled to them)
-                yield DecodedFrame(rgb=None, pts=frame.pts, index=n, yuv=Yuv420(rgb, info.colorspace, full_range))
+                planes = rgb.astype(np.uint16) << 2 if promote else rgb
+                yield DecodedFrame(rgb=None, pts=frame.pts, index=n, yuv=Yuv420(planes, info.colorspace, full_range, bits))
             else:
                 yield DecodedFrame(rgb=rgb, pts=frame.pts, index=n)
             n += 1
     if n == 0:
         raise InputError(f"{path}: no decodable video frame")
-    if info.duration > 0 and last_t is not None:  # compare with the duration the header announced
-        if last_t + 2 / float(info.fps or 25) < info.start_time + 0.9 * info.duration:
+    # compare with the duration the header announced; the container's may be a longer audio track's,
+    # so then the file must also hold nothing a second past the last frame (a cut file does not;
+    # interleaving keeps audio within about that of the video)
+    if info.duration > 0 and last_t is not None:
+        end = last_t + 2 / float(info.fps or 25)
+        if end < info.start_time + 0.9 * info.duration and (info.video_duration or not _holds_data_after(path, end + 1.0)):
             log.warning("%s: decoding stopped at %.2f s of %.2f s (truncated or damaged input)", path,
                         last_t - info.start_time, info.duration)
+
+
+def _holds_data_after(path: str | os.PathLike, t: float) -> bool:
+    """Whether any stream of the file at ``path`` has a packet that starts after ``t`` seconds
+    (demuxed, not decoded); ``False`` when it cannot be read again (a pipe)."""
+    try:
+        with open_input(path) as c:
+            for packet in c.demux():
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is not None and packet.time_base is not None and float(ts * packet.time_base) > t:
+                    return True
+    except Exception:  # noqa: BLE001 - a stream on stdin, a damaged tail: nothing to show
+        return False
+    return False

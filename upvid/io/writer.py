@@ -35,6 +35,7 @@ from upvid.io.codecs import (
     default_codec,
     encoder_formats,
     is_sequential,
+    mpeg4_quantiser,
     output_color_range,
     preset_options,
     size_multiple,
@@ -139,12 +140,16 @@ class VideoWriter:
         s.time_base = 1 / rate if self.out.format.name == "avi" else info.time_base
         cc = s.codec_context
         cc.time_base = info.time_base
+        if codec == "mpeg4" and info.time_base.denominator > 65535:  # MPEG-4 Part 2 time bases are 16-bit
+            cc.time_base = 1 / rate
         opts: dict[str, str] = {}
         qname, pname = _QUALITY_OPTS.get(codec, (None, None))
         if crf is not None and qname:
             opts[qname] = str(crf)
             if codec.startswith("libvpx"):
                 opts["b"] = "0"
+        if codec == "mpeg4" and crf is not None:
+            cc.qmin = cc.qmax = mpeg4_quantiser(crf)
         if preset and pname:
             opts.update(preset_options(codec, str(preset)))
         if codec == "libx265":  # keep stderr to upvid's own lines
@@ -178,8 +183,8 @@ class VideoWriter:
         self.video = s
         self._dst_cs = _SWS_CS.get(info.colorspace)
         self._dst_range = "JPEG" if cc.color_range == 2 else "MPEG"
-        #: ``(colorspace, full_range)`` of :class:`~upvid.frames.Yuv420` pictures :meth:`write`
-        #: takes as they are (8-bit 4:2:0 output of even size), or ``None``.
+        #: ``(colorspace, full_range, bits)`` of :class:`~upvid.frames.Yuv420` pictures :meth:`write`
+        #: takes as they are (8- or 10-bit 4:2:0 output of even size), or ``None``.
         self.yuv_target = yuv420_target(info, self.width, self.height, self.video.pix_fmt)
 
     def write(self, rgb: np.ndarray | Yuv420, pts: int | None = None) -> None:
@@ -198,10 +203,11 @@ class VideoWriter:
         if rgb.shape != (self.height, self.width, 3):
             raise EncodeError(f"frame is {rgb.shape}, encoder expects {(self.height, self.width, 3)}")
         if isinstance(rgb, Yuv420):
-            if (rgb.colorspace, rgb.full_range) != self.yuv_target:
-                raise EncodeError(f"4:2:0 planes ({rgb.colorspace}, full range {rgb.full_range}) do not match "
-                                  f"the encoder ({self.video.pix_fmt}, {self.yuv_target})")
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb.planes), format=self.video.pix_fmt)
+            if (rgb.colorspace, rgb.full_range, rgb.bits) != self.yuv_target:
+                raise EncodeError(f"4:2:0 planes ({rgb.colorspace}, full range {rgb.full_range}, {rgb.bits} bits) do "
+                                  f"not match the encoder ({self.video.pix_fmt}, {self.yuv_target})")
+            planes = rgb.planes if rgb.bits == 8 else rgb.planes.astype(np.uint16, copy=False)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes), format=self.video.pix_fmt)
         else:
             if (self.enc_width, self.enc_height) != (self.width, self.height):
                 rgb = np.pad(rgb, ((0, self.enc_height - self.height), (0, self.enc_width - self.width), (0, 0)),

@@ -23,15 +23,15 @@ from pathlib import Path
 
 from upvid.engine.shots import cut_finder
 from upvid.errors import InputError, OutputError, UpvidError, UsageError
-from upvid.io.codecs import check_encoder_options, check_frame_size, choose_pix_fmt, default_codec
+from upvid.io.codecs import check_frame_size
 from upvid.io.deinterlace import deinterlaced_info, resolve_mode
-from upvid.io.external import default_pix_fmt as external_pix_fmt
-from upvid.io.external import ffmpeg_binary
 from upvid.io.hdr import warn_hdr
+from upvid.io.held import HeldInput
 from upvid.io.mux import AudioOptions, assemble, check_audio, remove_stale_temps, unique_temp_path
 from upvid.io.probe import bit_depth_of, open_input, probe
 from upvid.io.reader import read_frames
 from upvid.job.clock import FrameClock
+from upvid.job.encoding import choose_encoding
 from upvid.job.options import JobOptions, JobResult
 from upvid.job.outputs import check_output, is_image_input, is_image_output, output_size, publish_file, work_dir_for
 from upvid.job.render import Task, segment_name
@@ -57,6 +57,7 @@ class _Job:
     t0: float
     left: set[int]
     overwrite: bool = False
+    held: HeldInput | None = None  # the input as opened at the start: the join reads its audio from it
 
 
 def find_cuts(inp: Path, info, opts: JobOptions, family: str, frames: int, deinterlace) -> tuple[list[int], int]:
@@ -132,6 +133,8 @@ def run_distributed(pairs: list[tuple[Path, Path]], opts: JobOptions, broker, *,
         broker.run([t for _, t in tasks], done)
     except BaseException as e:
         for j in jobs:
+            if j.held is not None:
+                j.held.close()
             unlock(j.journal.dir)
             if j.journal.segments and not isinstance(e, GlobalError):
                 log.warning("%d chunks of %s are done and kept in %s; run the same command with --resume to continue",
@@ -140,7 +143,11 @@ def run_distributed(pairs: list[tuple[Path, Path]], opts: JobOptions, broker, *,
                 shutil.rmtree(j.journal.dir, ignore_errors=True)
         raise
     for j in jobs:
-        results[j.k] = _join(j)
+        try:
+            results[j.k] = _join(j)
+        finally:
+            if j.held is not None:
+                j.held.close()
     return [results[k] for k in sorted(results)]
 
 
@@ -149,15 +156,8 @@ def _prepare(k: int, inp: Path, out: Path, opts: JobOptions, net, cfg, rec, chun
     info = probe(inp)
     deint = resolve_mode(opts.deinterlace, info, inp)
     info = deinterlaced_info(info, deint[0])
-    if opts.bit_depth == 16:
-        raise UsageError(f"{out}: --bit-depth 16 is for PNG-folder outputs; a video takes 8 or 10")
-    codec = default_codec(out.suffix, info.codec) if opts.codec == "auto" else opts.codec
-    if opts.encoder == "ffmpeg":
-        ffmpeg_binary()
-        pix_fmt = external_pix_fmt(opts.pix_fmt, opts.bit_depth, info.bit_depth)
-    else:
-        check_encoder_options(codec, opts.crf, opts.preset)
-        pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
+    enc = choose_encoding(info, out, opts)
+    codec, pix_fmt = enc.codec, enc.pix_fmt
     audio = AudioOptions(opts.audio_codec, opts.audio_bitrate)
     check_audio(info, out, audio)
     warn_hdr(info, codec, bit_depth_of(pix_fmt), log)
@@ -176,13 +176,15 @@ def _prepare(k: int, inp: Path, out: Path, opts: JobOptions, net, cfg, rec, chun
         stale.unlink(missing_ok=True)
     have = {e["index"] for e in journal.segments if (work / e["file"]).is_file()}
     journal.segments = [e for e in journal.segments if e["index"] in have]
+    held = HeldInput(inp)
+    stamp = (held.identity[2], held.identity[3])
     tasks = [Task(str(inp.resolve()), str(work.resolve()), info, c, tuple(cuts), codec, pix_fmt, size, deint,
-                  out.suffix.lower()) for c in chunks]
+                  out.suffix.lower(), stamp) for c in chunks]
     left = {c.index for c in chunks} - have
     if have:
         log.info("resuming %s: %d of %d chunks done", out.name, len(have), len(chunks))
     journal.save()
-    return _Job(k, inp, out, info, tasks, journal, audio, t0, left, opts.overwrite)
+    return _Job(k, inp, out, info, tasks, journal, audio, t0, left, opts.overwrite, held)
 
 
 def _join(j: _Job) -> JobResult:
@@ -197,7 +199,7 @@ def _join(j: _Job) -> JobResult:
     recorded = [e.get("pts") for e in segs]
     try:
         assemble([work / e["file"] for e in segs], tmp, j.info,
-                 recorded_pts=recorded if all(r is not None for r in recorded) else None, audio=j.audio)
+                 recorded_pts=recorded if all(r is not None for r in recorded) else None, audio=j.audio, held=j.held)
     except UpvidError as e:
         tmp.unlink(missing_ok=True)
         unlock(work)

@@ -10,8 +10,9 @@ from upvid.io.probe import VideoInfo
 
 
 def available_memory() -> int | None:
-    """Host memory upvid may use, in bytes: ``$UPVID_MAX_MEMORY`` if set, else the smaller of
-    ``MemAvailable`` and the cgroup limit; ``None`` if unknown."""
+    """Host memory upvid may use, in bytes: ``$UPVID_MAX_MEMORY`` if set, else the smallest of
+    ``MemAvailable``, the cgroup limit and what the address-space limit (``ulimit -v``) leaves
+    above the process's current size; ``None`` if unknown."""
     env = os.environ.get("UPVID_MAX_MEMORY")
     if env:
         try:
@@ -43,7 +44,30 @@ def available_memory() -> int | None:
                 vals.append(int(v) - used)
         except OSError:
             continue
+    room = address_space_left()
+    if room is not None:
+        vals.append(room)
     return min(vals) if vals else None
+
+
+def address_space_left() -> int | None:
+    """Bytes ``RLIMIT_AS`` (``ulimit -v``) leaves above this process's virtual size, or ``None``
+    when there is no such limit (or it cannot be read)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY or soft < 0:
+            return None
+        with open("/proc/self/status") as f:
+            size = next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:")), None)
+    except (ImportError, OSError, ValueError):
+        return None
+    if size is None:
+        return None
+    # threads not yet started (decode, encode, torch's pool) each reserve a malloc arena and a stack
+    reserve = (min(os.cpu_count() or 1, 16) + 4) * 72 * 2**20
+    return max(0, soft - size - reserve)
 
 
 def estimate_memory(width: int, height: int, scale: int, clip: int, queue: int, deep: bool, on_host: bool = True) -> int:

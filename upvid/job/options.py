@@ -48,7 +48,7 @@ class JobOptions:
     segment_seconds: float = 60.0
     random_weights: bool = False
     compile: bool = False
-    colour_on_device: bool | None = None  # YUV <-> RGB in the engine (None: on CUDA)
+    colour_in_engine: bool = True         # 4:2:0 <-> RGB in the engine (keeps superwhite); False: libswscale RGB
     outscale: float | None = None         # final size = outscale x input (model at its own scale, then resized)
     size: tuple[int, int] | None = None   # final (width, height)
     height: int | None = None             # final height, width keeping the aspect ratio

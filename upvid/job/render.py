@@ -19,10 +19,11 @@ from upvid.engine.pipeline import run_pipeline
 from upvid.engine.shots import ListedCuts
 from upvid.errors import InputError, OutputError
 from upvid.io.external import FfmpegWriter
-from upvid.io.probe import VideoInfo
+from upvid.io.probe import VideoInfo, bit_depth_of
 from upvid.io.reader import read_frames
 from upvid.io.span import Span
 from upvid.io.writer import VideoWriter
+from upvid.job.encoding import colour_path
 from upvid.job.options import JobOptions
 from upvid.job.split import Chunk
 
@@ -40,6 +41,8 @@ class Task:
         codec, pix_fmt, size: the encoder and the output frame size ``(width, height)``.
         deinterlace: ``(mode, every_frame)``.
         suffix: the segment files' suffix (OUT's).
+        input_stamp: ``(size, mtime_ns)`` of the input when the job started (``None``: unchecked);
+            a worker that finds another file there refuses the chunk.
     """
 
     input: str
@@ -52,6 +55,7 @@ class Task:
     size: tuple[int, int]
     deinterlace: tuple[str, bool]
     suffix: str
+    input_stamp: tuple[int, int] | None = None
 
 
 def segment_name(task: Task) -> str:
@@ -81,14 +85,19 @@ def render(task: Task, opts: JobOptions, engines) -> dict:
     if not Path(task.input).is_file():
         raise InputError(f"{socket.gethostname()}: cannot see the input {task.input} (it must be at the same path "
                          "on every worker)")
+    st = os.stat(task.input)
+    if task.input_stamp is not None and (st.st_size, st.st_mtime_ns) != tuple(task.input_stamp):
+        raise InputError(f"{socket.gethostname()}: {task.input} is not the file the job started with (its size or "
+                         "modification time changed); the finished chunks are kept: restore it, or start again")
     net = engines.load()
     s = net.scale
     cfg = engines.config()
     info = task.info
-    if task.size != (info.width * s, info.height * s):
-        cfg = dataclasses.replace(cfg, out_size=task.size)
-    deep = info.bit_depth > 8
-    frames = read_frames(task.input, info, high_bit_depth=deep, deinterlace=task.deinterlace,
+    planar, yuv_out = colour_path(info, task.size, task.pix_fmt, opts)
+    cfg = dataclasses.replace(cfg, yuv_out=yuv_out,
+                              out_size=task.size if task.size != (info.width * s, info.height * s) else None)
+    deep = info.bit_depth > 8 or bit_depth_of(task.pix_fmt) > 8
+    frames = read_frames(task.input, info, high_bit_depth=deep, yuv=planar, deinterlace=task.deinterlace,
                          span=Span(first=chunk.decode_first, end=chunk.decode_end))
     name = segment_name(task)
     tmp = work / f".{name}.tmp{task.suffix}"

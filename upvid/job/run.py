@@ -13,16 +13,16 @@ from upvid.engine.pipeline import run_pipeline
 from upvid.engine.upscale import queue_size
 from upvid.engine.shots import ResumedCuts, cut_finder
 from upvid.errors import EncodeError, InputError, OutputError, UpvidError, UsageError
-from upvid.io.codecs import check_encoder_options, check_frame_size, choose_pix_fmt, default_codec, yuv420_target
+from upvid.io.codecs import check_frame_size
 from upvid.io.deinterlace import deinterlaced_info, resolve_mode
-from upvid.io.external import default_pix_fmt as external_pix_fmt
-from upvid.io.external import ffmpeg_binary
 from upvid.io.hdr import warn_hdr
+from upvid.io.held import HeldInput
 from upvid.io.images import probe_images, read_image_frames
 from upvid.io.mux import AudioOptions, assemble, check_audio, remove_stale_temps, unique_temp_path
 from upvid.io.probe import bit_depth_of, probe
 from upvid.io.reader import read_frames
 from upvid.job.clock import FrameClock
+from upvid.job.encoding import choose_encoding, colour_path
 from upvid.job.memory import check_memory
 from upvid.job.options import JobOptions, JobResult
 from upvid.job.outputs import (
@@ -146,27 +146,16 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     codec = pix_fmt = None
     audio = AudioOptions(opts.audio_codec, opts.audio_bitrate)
     if not image_out:
-        if opts.bit_depth == 16:
-            raise UsageError(f"{out}: --bit-depth 16 is for PNG-folder outputs; a video takes 8 or 10")
-        codec = default_codec(out.suffix, info.codec) if opts.codec == "auto" else opts.codec
-        if opts.encoder == "ffmpeg":  # the binary's encoders, not PyAV's: checked when it starts
-            ffmpeg_binary()
-            pix_fmt = external_pix_fmt(opts.pix_fmt, opts.bit_depth, info.bit_depth)
-        else:
-            check_encoder_options(codec, opts.crf, opts.preset)
-            pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
+        enc = choose_encoding(info, out, opts)
+        codec, pix_fmt, deep = enc.codec, enc.pix_fmt, enc.deep
         check_audio(info, out, audio)
-        deep = info.bit_depth > 8 or bit_depth_of(pix_fmt) > 8
     else:
         deep = (opts.bit_depth or info.bit_depth) > 8
     warn_hdr(info, codec, bit_depth_of(pix_fmt) if pix_fmt else 8, log)
     net, cfg = engines.prepare()
     s = net.scale
     size = output_size(info.width, info.height, s, opts)
-    on_device = opts.colour_on_device if opts.colour_on_device is not None else engines.device.type == "cuda"
-    yuv_out = None
-    if on_device and not image_out and not deep and opts.encoder == "pyav":  # 4:2:0 planes both ways, on the GPU
-        yuv_out = yuv420_target(info, size[0], size[1], pix_fmt)
+    planar, yuv_out = colour_path(info, size, pix_fmt, opts, image_in=image_in)
     cfg = dataclasses.replace(cfg, yuv_out=yuv_out, out_size=None if size == (info.width * s, info.height * s) else size)
     device_clip = 1 if cfg.auto_chunk else cfg.chunk  # the CUDA planner may shrink window batches
     check_memory(info, s, cfg.chunk, queue_size(cfg), deep, engines.device, device_clip)
@@ -186,13 +175,13 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
     sink: Sink | None = None
     tmp: Path | None = None
     told = False
+    held = None if image_in else HeldInput(inp)  # the join reads the audio from this file, not the path
     try:
         if not journal.complete:
             if image_out:
                 sink = ImageSink(journal, done - start, opts)
             else:
                 sink = VideoSink(journal, done - start, opts, info, out, size, codec, pix_fmt)
-            planar = on_device and not image_in and not deep
             frames = (read_image_frames(info, high_bit_depth=deep, span=opts.span) if image_in
                       else read_frames(inp, info, high_bit_depth=deep, yuv=planar, span=opts.span, deinterlace=deint))
             source = (f for f in clock.renumber(frames) if f.index >= start)
@@ -220,7 +209,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
             try:
                 assemble([work / s_["file"] for s_ in journal.segments], tmp, info,
                          recorded_pts=recorded if all(r is not None for r in recorded) else None, audio=audio,
-                         window=tuple(journal.window) if opts.span is not None and journal.window else None)
+                         window=tuple(journal.window) if opts.span is not None and journal.window else None,
+                         held=held)
             except UpvidError as e:
                 told = True  # the join error already says where the segments are and how to finish
                 raise _join_failed(e, inp, out, journal) from e
@@ -245,6 +235,9 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
         if isinstance(e, OSError) and not isinstance(e, UpvidError):
             raise OutputError(f"{out}: {'no space left on device' if e.errno == 28 else e.strerror or e}") from e
         raise
+    finally:
+        if held is not None:
+            held.close()
     return JobResult(str(inp), str(out), "ok", frames=journal.frames_done, resumed_from=done,
                      seconds=round(time.perf_counter() - t0, 3), size=f"{info.width}x{info.height}->{size[0]}x{size[1]}")
 

@@ -10,6 +10,7 @@ at the end. Every message goes to stderr; stdout carries only the stream.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -25,7 +26,7 @@ import av
 from upvid.engine.pipeline import run_pipeline
 from upvid.engine.shots import cut_finder
 from upvid.errors import EncodeError, InputError, OutputError, PipeClosedError, UpvidError, UsageError
-from upvid.io.codecs import check_encoder_options, check_frame_size, choose_pix_fmt, default_codec
+from upvid.io.codecs import check_frame_size
 from upvid.io.deinterlace import deinterlaced_info, resolve_mode
 from upvid.io.hdr import warn_hdr
 from upvid.io.mux import unique_temp_path
@@ -33,6 +34,7 @@ from upvid.io.probe import VideoInfo, bit_depth_of, describe, open_input, probe
 from upvid.io.reader import decode_frames, deinterlacer
 from upvid.io.writer import VideoWriter
 from upvid.job.clock import FrameClock
+from upvid.job.encoding import choose_encoding, colour_path
 from upvid.job.options import JobOptions, JobResult
 from upvid.job.outputs import check_output, is_image_output, output_size, publish_file
 from upvid.job.run import EngineFactory
@@ -193,20 +195,10 @@ def _run(c, info: VideoInfo, mode, label: str, out, opts: JobOptions, engines: E
     net, cfg = engines.prepare()
     s = net.scale
     size = output_size(info.width, info.height, s, opts)
-    import dataclasses
-
-    cfg = dataclasses.replace(cfg, out_size=None if size == (info.width * s, info.height * s) else size)
-    if opts.codec != "auto":
-        codec = opts.codec
-    elif to_stdout:
-        codec = PIPE_CODECS[out_fmt]
-    else:
-        codec = default_codec(Path(out).suffix, info.codec)
-    check_encoder_options(codec, opts.crf, opts.preset)
-    pix_fmt = choose_pix_fmt(codec, opts.pix_fmt, opts.bit_depth, info.bit_depth)
-    if opts.bit_depth == 16:
-        raise UsageError("--bit-depth 16 is for PNG-folder outputs; a stream takes 8 or 10")
-    deep = info.bit_depth > 8 or bit_depth_of(pix_fmt) > 8
+    enc = choose_encoding(info, out, opts, auto_codec=PIPE_CODECS[out_fmt] if to_stdout else None, what="a stream")
+    codec, pix_fmt, deep = enc.codec, enc.pix_fmt, enc.deep
+    planar, yuv_out = colour_path(info, size, pix_fmt, opts)
+    cfg = dataclasses.replace(cfg, yuv_out=yuv_out, out_size=None if size == (info.width * s, info.height * s) else size)
     warn_hdr(info, codec, bit_depth_of(pix_fmt) if pix_fmt else 8, log)
     check_frame_size(*size)
     tmp = None if to_stdout else unique_temp_path(Path(out))
@@ -222,7 +214,7 @@ def _run(c, info: VideoInfo, mode, label: str, out, opts: JobOptions, engines: E
         cuts = cut_finder(opts.scene_cuts, net.family, net.record.frames, fps=float(info.fps or 25),
                           detector=opts.scene_detector, threshold=opts.scene_threshold, time_of=clock.times.get,
                           frame_of=clock.numbers.get)
-        frames = decode_frames(c, info, label, high_bit_depth=deep, others=live.push,
+        frames = decode_frames(c, info, label, high_bit_depth=deep, yuv=planar, others=live.push,
                                filters=deinterlacer(c, info, *mode))
         cb = (lambda n: on_frame(n, 0)) if on_frame is not None else None
         stats = run_pipeline(clock.renumber(frames), engines.engine(cfg), writer.write, on_frame=cb, cuts=cuts)

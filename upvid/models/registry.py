@@ -62,7 +62,7 @@ from typing import Any, Callable, Literal
 
 from torch import nn
 
-from upvid.errors import UnknownModelError
+from upvid.errors import UnknownModelError, UsageError
 
 Family = Literal["recurrent", "sliding-window"]
 
@@ -74,9 +74,12 @@ def weights_toml_path() -> Path:
     a build-time include); the repository root of an editable checkout (``upvid/../weights.toml``).
 
     Raises:
+        UsageError: ``$UPVID_WEIGHTS_TOML`` names no file.
         FileNotFoundError: if none exists.
     """
     env = os.environ.get("UPVID_WEIGHTS_TOML")
+    if env and not Path(env).is_file():
+        raise UsageError(f"UPVID_WEIGHTS_TOML={env}: no such file")
     candidates = [Path(env)] if env else []
     pkg = Path(__file__).resolve().parent.parent
     candidates += [pkg / "weights.toml", pkg.parent / "weights.toml"]
@@ -134,17 +137,43 @@ class ModelRecord:
 
 
 _FIELDS = set(ModelRecord.__dataclass_fields__) - {"name", "extra"}
+#: Types checked when a registry is read (a wrong one would fail later, far from the file).
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "arch": str, "family": str, "scale": int, "frames": int, "overlap": int, "kwargs": dict, "weights": dict,
+    "embedded": dict, "convert": str, "clip_grid": int, "size_multiple": int, "tile": int, "tile_overlap": int,
+    "min_size": int, "input_range": (int, float), "psnr": dict,
+}
 
 
 @cache
 def _load_toml(path: str) -> dict[str, ModelRecord]:
-    with open(path, "rb") as f:
-        data = tomllib.load(f)
+    """Parse a registry file.
+
+    Raises:
+        UsageError: the file is unreadable, not TOML, or a ``[models.NAME]`` table is not a record
+            (a missing ``arch``/``family``/``scale``, a field of the wrong type), naming the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: not a readable weights.toml ({e})") from e
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise UsageError(f"{path}: 'models' must be a table of [models.NAME] tables")
     records: dict[str, ModelRecord] = {}
-    for name, table in data.get("models", {}).items():
+    for name, table in models.items():
+        if not isinstance(table, dict):
+            raise UsageError(f"{path}: [models.{name}] must be a table")
         known = {k: v for k, v in table.items() if k in _FIELDS}
         extra = {k: v for k, v in table.items() if k not in _FIELDS}
-        records[name] = ModelRecord(name=name, extra=extra, **known)
+        try:
+            records[name] = ModelRecord(name=name, extra=extra, **known)
+        except TypeError as e:
+            raise UsageError(f"{path}: [models.{name}] is not a model record ({e})") from e
+        bad = [k for k, want in _TYPES.items() if k in known and not isinstance(known[k], want)]
+        if bad:
+            raise UsageError(f"{path}: [models.{name}] has a wrong type for {', '.join(bad)}")
     return records
 
 

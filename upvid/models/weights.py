@@ -179,6 +179,17 @@ def _cached(spec: dict[str, Any], name: str, sources: list[Source]) -> Path | No
     return None
 
 
+def _check_cache_writable(*folders: Path) -> None:
+    """Raise :class:`WeightsError` (naming the folder) when a download cache cannot be made or written."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as e:
+            raise WeightsError(f"cannot write the weights cache {folder} ({e.strerror or e}); set HF_HOME to a "
+                               "writable folder, or pass --weights-dir FOLDER holding the checkpoint") from e
+
+
 def _check_size(path: Path, spec: dict[str, Any]) -> None:
     size = spec.get("size")
     if size and path.stat().st_size != size:
@@ -228,6 +239,7 @@ def locate(
                            f"from {sources[0].label}")
     dest = _download_dest(spec, name)
     part = dest.with_name(dest.name + ".part")
+    _check_cache_writable(dest.parent, hub_cache_dir())
     failures: list[str] = []
     for src in sources:
         try:
@@ -245,9 +257,15 @@ def locate(
         if path == part:
             os.replace(part, dest)
             path = dest
+        if hash_state(spec) == "prefix":  # an 8-hex prefix is cheap to forge: give the user the whole digest
+            log.warning("%s matches the published sha256 prefix %s only; its full sha256 is %s (pin it as sha256 "
+                        "in weights.toml, or compare it with a copy you trust)", name, spec["sha256_prefix"],
+                        sha256_file(path))
         return path
     size = f", {spec['size']:,} bytes" if spec.get("size") else ""
-    raise WeightsError(f"cannot get {name} ({_expected(spec)}{size}): {'; '.join(failures)}. "
+    looked = (f"not in {weights_dir} (as {' or '.join([name, *spec.get('local_names', [])])}), and "
+              if weights_dir is not None else "")
+    raise WeightsError(f"cannot get {name} ({_expected(spec)}{size}): {looked}{'; '.join(failures)}. "
                        f"Download it by hand ({manual}) into a folder and pass --weights-dir FOLDER")
 
 
@@ -265,16 +283,22 @@ def _read_raw(path: Path, spec: dict[str, Any]) -> dict[str, Tensor]:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    if not isinstance(sd, dict):
+        raise WeightsError(f"{path}: holds a {type(sd).__name__}, not a state dict (a mapping of names to tensors)")
     key = spec.get("key")
     if key:
         if key not in sd:
             raise WeightsError(f"{path}: no {key!r} in checkpoint (keys: {', '.join(list(sd)[:5])})")
         sd = sd[key]
+        if not isinstance(sd, dict):
+            raise WeightsError(f"{path}: {key!r} holds a {type(sd).__name__}, not a state dict")
     elif isinstance(sd, dict) and not any(isinstance(v, Tensor) for v in sd.values()):
         for guess in ("params_ema", "params", "state_dict", "model"):
             if guess in sd:
                 sd = sd[guess]
                 break
+        if not isinstance(sd, dict):
+            raise WeightsError(f"{path}: its {guess!r} holds a {type(sd).__name__}, not a state dict")
     prefix = spec.get("strip_prefix")
     if prefix:
         sd = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in sd.items()}
@@ -325,8 +349,9 @@ def _resolve(record: ModelRecord, weights_dir: Path | None, *, embedded: bool = 
         main = locate(specs[0], weights_dir, force=True)  # a corrupt cached download: fetch it again once
         digest = verify(main, specs[0])
     target = converted_path(record, digest)
-    if target.is_file():
-        return load_file(str(target)), target
+    cached = _load_converted(target)
+    if cached is not None:
+        return cached, target
     sd = _read_raw(main, specs[0])
     for spec in specs[1:]:
         prefix = spec.get("prefix", "")
@@ -338,15 +363,60 @@ def _resolve(record: ModelRecord, weights_dir: Path | None, *, embedded: bool = 
     if record.convert:
         sd = import_object(record.convert)(sd)
     sd = {k: v.contiguous() for k, v in sd.items()}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file(sd, tmp, metadata={"model": record.name, "source": str(main)})
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    _save_converted(sd, target, record, main)
     return sd, target
+
+
+def _sidecar(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _load_converted(target: Path) -> dict[str, Tensor] | None:
+    """The cached converted state dict, if present and its sha256 matches the sidecar written
+    with it; ``None`` (after a warning, the damaged copy removed) otherwise."""
+    if not target.is_file():
+        return None
+    try:
+        want = _sidecar(target).read_text().split()[0]
+        if sha256_file(target) == want:
+            return load_file(str(target))
+        reason = "its sha256 does not match the one recorded when it was written"
+    except (OSError, IndexError) as e:
+        reason = f"no readable sha256 record ({type(e).__name__})"
+    except Exception as e:  # a matching hash whose file still fails to load: treat as damaged
+        reason = f"unreadable ({type(e).__name__})"
+    log.warning("%s: converted weights are damaged (%s); converting again from the verified checkpoint",
+                target, reason)
+    for p in (target, _sidecar(target)):
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return None
+
+
+def _save_converted(sd: dict[str, Tensor], target: Path, record: ModelRecord, main: Path) -> None:
+    """Cache the converted state dict as safetensors with a ``.sha256`` sidecar (atomically,
+    the sidecar last). A cache folder that cannot be written is a warning: the job goes on with
+    the weights in memory and converts again next time."""
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".safetensors")
+        os.close(fd)
+        save_file(sd, tmp, metadata={"model": record.name, "source": str(main)})
+        digest = sha256_file(Path(tmp))
+        side = _sidecar(target)
+        side_tmp = side.with_name(f".part-{os.getpid()}-{side.name}")
+        side_tmp.write_text(f"{digest}  {target.name}\n")
+        os.replace(tmp, target)
+        os.replace(side_tmp, side)
+    except OSError as e:
+        log.warning("cannot cache converted weights in %s (%s); using them from memory "
+                    "(set HF_HOME to a writable folder to keep them)", target.parent, e.strerror or e)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def resolve_state_dict(record: ModelRecord, weights_dir: Path | None = None) -> dict[str, Tensor]:
