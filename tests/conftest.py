@@ -11,6 +11,9 @@ import torch
 from tests.data import REPO, vid4_lr
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# The pipeline's tests run the models on torch (exact fixtures, fast starts); tests/test_openvino.py
+# and the benchmarks ask for OpenVINO (the CLI's default on a CPU when it is installed) explicitly.
+os.environ.setdefault("UPVID_BACKEND", "torch")
 
 
 @pytest.fixture(scope="session")

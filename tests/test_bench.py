@@ -19,7 +19,7 @@ from upvid.io.images import write_image
 QUALITY_KEYS = {"schema", "model", "pretrained", "source", "dataset", "dataset_dir", "lr_source", "degradation",
                 "sigma", "scale", "crop_border", "device", "dtype", "engine", "sequences", "average", "frames",
                 "timing", "published", "versions", "created"}
-SPEED_KEYS = {"schema", "model", "pretrained", "scale", "device", "device_name", "dtype", "engine", "input",
+SPEED_KEYS = {"schema", "model", "pretrained", "scale", "device", "device_name", "dtype", "backend", "engine", "input",
               "encoder", "warmup", "repeats", "seconds", "fps", "memory", "runs", "load_s", "warmup_s", "isolated",
               "host", "versions", "created"}
 STAGES = {"decode", "model", "stitch", "encode", "end_to_end"}
@@ -178,6 +178,7 @@ def _check_speed(d: dict, frames: int, lr: list[int]) -> None:
     assert d["memory"]["peak_rss_mib"] > 50 and d["memory"]["cuda_peak_allocated_mib"] is None
     assert len(d["runs"]) == d["repeats"] and all(r["frames"] == frames and r["total_s"] > 0 for r in d["runs"])
     assert d["device"] == "cpu" and d["dtype"] == "fp32" and d["device_name"]
+    assert d["backend"]["name"] == "torch" and d["backend"]["reason"]  # UPVID_BACKEND=torch in the tests
     assert d["versions"]["torch"] and d["versions"]["av"] and d["warmup"] == 1
 
 

@@ -337,3 +337,54 @@ def test_an_input_replaced_mid_job_keeps_its_own_audio(tmp_path, monkeypatch, ho
     assert _audio_packets(out) == want
     with av.open(str(out)) as c:
         assert c.streams.audio[0].codec_context.name == "aac" and sum(1 for _ in c.decode(video=0)) == 12
+
+
+def test_avi_output_starts_the_video_with_the_audio(realshort, tmp_path):
+    """AVI is written as MPEG-4 Part 2 by default (FFmpeg's own choice): FFmpeg's reader shows H.264
+    in AVI one or two frames late, which put the video 33-67 ms behind the audio (issue 22)."""
+    out = tmp_path / "o.avi"
+    rc, _, err = call(str(realshort), str(out), "-m", "bicubic", "-s", "2", "-q")
+    assert rc == 0, err
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "mpeg4"
+        frames = list(c.decode(video=0))
+    with av.open(str(out)) as c:
+        audio = next(c.decode(audio=0))
+    with av.open(str(realshort)) as c:
+        want = [round(float(f.pts * f.time_base), 3) for f in c.decode(video=0)]
+    assert [round(float(f.pts * f.time_base), 3) for f in frames] == want
+    assert abs(float(frames[0].pts * frames[0].time_base) - float(audio.pts * audio.time_base)) < 1e-3
+
+
+def test_audio_that_outlasts_the_video_is_not_called_truncated(tmp_path, monkeypatch):
+    """An MKV whose audio runs 3.2 s and video 1 s: no "truncated" warning (the container's duration is
+    the audio's); a file cut short still gets it (test_io.test_truncated_mkv_keeps_what_is_there)."""
+    import numpy as np
+
+    src = tmp_path / "long_audio.mkv"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=48000)
+        a.layout = "stereo"
+        for i in range(25):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        for i in range(150):
+            af = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 48000, i * 1024
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    rc, _, err = call(str(src), str(tmp_path / "o.mkv"), "-m", "bicubic", "-s", "2")
+    assert rc == 0 and "truncated" not in err, err
+    # without the per-track DURATION tag (other muxers, or a cut file's lost tags) only the container's
+    # duration is known: the file must then hold data past the video's end, which this one does
+    import importlib
+
+    probe = importlib.import_module("upvid.io.probe")  # the module (upvid.io re-exports a function of that name)
+    monkeypatch.setattr(probe, "_tagged_duration", lambda metadata: None)
+    assert not probe.probe(src).video_duration
+    rc, _, err = call(str(src), str(tmp_path / "o2.mkv"), "-m", "bicubic", "-s", "2")
+    assert rc == 0 and "truncated" not in err, err

@@ -379,11 +379,14 @@ def test_checkpoint_that_is_not_a_state_dict_is_exit_6(hub, calendar_clip, tmp_p
     folder = tmp_path / "w"
     folder.mkdir()
     (folder / "tiny_x2.pth").write_bytes(pth.read_bytes())
-    r = upvid(str(calendar_clip), str(tmp_path / "a.mp4"), "--model", "tiny", "--weights-dir", str(folder), env=hub["env"])
-    assert r.returncode == 6 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert ("not a state dict" if payload != "params-tensor" else "does not match the network") in r.stderr
-    r = upvid(str(calendar_clip), str(tmp_path / "b.mp4"), "--model", str(pth), env=hub["env"])
-    assert r.returncode == 6 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    from upvid.models import registry
+
+    registry._load_toml.cache_clear()
+    rc, _, err = cli.call(str(calendar_clip), str(tmp_path / "a.mp4"), "--model", "tiny", "--weights-dir", str(folder))
+    assert rc == 6 and len(err.strip().splitlines()) == 1, err
+    assert ("not a state dict" if payload != "params-tensor" else "does not match the network") in err
+    rc, _, err = cli.call(str(calendar_clip), str(tmp_path / "b.mp4"), "--model", str(pth))
+    assert rc == 6 and len(err.strip().splitlines()) == 1, err
 
 
 def test_a_refused_download_is_one_line_without_huggingface_hub_retry_lines(tmp_path, calendar_clip):

@@ -87,6 +87,7 @@ frames, are written as the string ``"inf"``).
       "schema": "upvid.bench.speed/1",
       "model": str, "pretrained": bool, "scale": int,
       "device": str, "device_name": str, "dtype": "fp32" | "fp16" | "bf16",
+      "backend": {"name": "torch" | "openvino", "precision": "" | "f32" | "bf16" | "f16", "reason": str},
       "engine": {"chunk": int, "overlap": int, "tile": int, "tile_overlap": int},
       "input": {"source": "synthetic" | <video path>, "codec": str, "frames": int,
                 "lr_size": [h, w], "hr_size": [h, w]},

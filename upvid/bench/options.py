@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import os
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,7 @@ class SpeedOptions(_Settings):
         repeats: timed runs (the median is reported).
         warmup: untimed runs first (model warm-up, allocator, caches).
         codec, crf, preset, pix_fmt: the encoder (``upvid``'s defaults).
+        backend: ``auto``, ``torch`` or ``openvino`` (:func:`upvid.engine.openvino.choose_backend`).
         scale, device, dtype, chunk, overlap, tile, tile_overlap, pretrained, weights_dir: as for ``upvid``.
     """
 
@@ -98,6 +100,7 @@ class SpeedOptions(_Settings):
     crf: int = 18
     preset: str = "medium"
     pix_fmt: str = "yuv420p"
+    backend: str = field(default_factory=lambda: os.environ.get("UPVID_BACKEND") or "auto")
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the isolated child (paths as strings)."""

@@ -111,7 +111,8 @@ def render_speed(results: list[SpeedResult], console: Any = None) -> None:
     table = Table()
     table.add_column("")
     for r in results:
-        table.add_column(f"{r.model}\nx{r.scale} {r.device} {r.dtype}", justify="right")
+        how = (f"openvino {r.backend.get('precision')}" if r.backend.get("name") == "openvino" else r.dtype)
+        table.add_column(f"{r.model}\nx{r.scale} {r.device} {how}", justify="right")
     stages = ("decode", "model", "stitch", "encode", "end_to_end")
     for st in stages:
         table.add_row(f"{st.replace('_', ' ')} fps", *[fmt(r.fps[st], 2) for r in results],

@@ -64,6 +64,7 @@ class SpeedResult:
     warmup_s: float
     memory: dict[str, Any]
     isolated: bool = False
+    backend: dict[str, str] = field(default_factory=dict)
     host: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -84,8 +85,8 @@ class SpeedResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         out: dict[str, Any] = {"schema": SPEED_SCHEMA}
-        for k in ("model", "pretrained", "scale", "device", "device_name", "dtype", "engine", "input", "encoder",
-                  "warmup"):
+        for k in ("model", "pretrained", "scale", "device", "device_name", "dtype", "backend", "engine", "input",
+                  "encoder", "warmup"):
             out[k] = d[k]
         out["repeats"] = len(self.runs)
         out["seconds"] = self.seconds
@@ -106,6 +107,7 @@ class SpeedResult:
         kw = {k: d[k] for k in ("model", "pretrained", "scale", "device", "device_name", "dtype", "engine", "input",
                                 "encoder", "warmup", "load_s", "warmup_s", "memory", "isolated", "host", "versions",
                                 "created")}
+        kw["backend"] = d.get("backend", {})
         kw["runs"] = [SpeedRun(**r) for r in d["runs"]]
         return cls(**kw)
 
@@ -143,9 +145,10 @@ def run_speed_many(
     options: SpeedOptions | None = None,
     isolate: bool = False,
     on_result: Callable[[SpeedResult], None] | None = None,
+    backends: list[str] | None = None,
     **settings: Any,
 ) -> list[SpeedResult]:
-    """:func:`run_speed` for several models on the same clip (the synthetic one is made once).
+    """:func:`run_speed` for several models (and backends) on the same clip (the synthetic one is made once).
 
     Args:
         models: model names.
@@ -154,6 +157,8 @@ def run_speed_many(
         options: the run's settings (:class:`~upvid.bench.options.SpeedOptions`).
         isolate: measure each model in a fresh child process (clean peak RSS).
         on_result: called with each model's result as soon as it is done.
+        backends: run each model on each of these (``torch``, ``openvino``, ``auto``), side by side;
+            default: ``options.backend``.
         **settings: :class:`SpeedOptions` fields that replace those of ``options``.
     """
     opts = SpeedOptions.of(options, **settings)
@@ -169,10 +174,12 @@ def run_speed_many(
             label = str(clip)
         out = []
         for m in models:
-            r = run_speed(m, video=clip, options=opts, isolate=isolate, workdir=Path(d), source_label=label)
-            out.append(r)
-            if on_result is not None:
-                on_result(r)
+            for b in backends or [opts.backend]:
+                r = run_speed(m, video=clip, options=dataclasses.replace(opts, backend=b), isolate=isolate,
+                              workdir=Path(d), source_label=label)
+                out.append(r)
+                if on_result is not None:
+                    on_result(r)
         return out
 
 
@@ -271,6 +278,7 @@ def child_main() -> int:
 
 def _speed(model_name: str, video: str, opts: SpeedOptions, workdir: str | None, source_label: str) -> SpeedResult:
     from upvid.engine import Engine, EngineConfig, resolve_device, resolve_dtype
+    from upvid.engine.openvino import choose_backend
     from upvid.engine.pipeline import run_pipeline
     from upvid.io import VideoWriter, probe, read_frames
 
@@ -284,6 +292,8 @@ def _speed(model_name: str, video: str, opts: SpeedOptions, workdir: str | None,
     load_s = time.perf_counter() - t0
     s = net.scale
     cfg = EngineConfig.for_model(net, **opts.engine_kw(), device=dev, dtype=dt)
+    backend, precision, why = choose_backend(opts.backend, net, dev, dt, dtype_explicit=opts.dtype != "auto")
+    cfg = dataclasses.replace(cfg, backend=backend, precision=precision)
     cuda = dev.type == "cuda"
     per_run_rss = reset_peak_rss()
 
@@ -301,9 +311,9 @@ def _speed(model_name: str, video: str, opts: SpeedOptions, workdir: str | None,
             writer = VideoWriter(out_path, info, width=info.width * s, height=info.height * s, codec=codec, crf=crf,
                                  preset=preset, pix_fmt=pix_fmt, copy_streams=False)
             try:
-                # as `upvid IN OUT` does: on CUDA the colour conversions run in the engine (4:2:0 both ways)
-                run_cfg = dataclasses.replace(cfg, yuv_out=writer.yuv_target if cuda else None)
-                src = islice(read_frames(video, info, high_bit_depth=False, yuv=cuda), frames)
+                # as `upvid IN OUT` does: the colour conversions run in the engine (4:2:0 both ways)
+                run_cfg = dataclasses.replace(cfg, yuv_out=writer.yuv_target)
+                src = islice(read_frames(video, info, high_bit_depth=False, yuv=True), frames)
                 engine = Engine(net, run_cfg)
                 stats = run_pipeline(src, engine, writer.write)
                 layouts.append(engine.layout)  # as the planner and the OOM back-off left it
@@ -336,6 +346,7 @@ def _speed(model_name: str, video: str, opts: SpeedOptions, workdir: str | None,
     return SpeedResult(
         model=model_name, pretrained=bool(opts.pretrained and net.record.weights), scale=s, device=str(dev),
         device_name=torch.cuda.get_device_name(dev) if cuda else cpu_name(), dtype=DTYPE_NAMES[dt],
+        backend={"name": backend, "precision": precision, "reason": why},
         engine={"chunk": layouts[-1].chunk, "overlap": cfg.overlap, "tile": layouts[-1].tile,
                 "tile_overlap": layouts[-1].tile_overlap},
         input={"source": source_label, "codec": info.codec, "frames": n, "lr_size": [info.height, info.width],

@@ -91,6 +91,9 @@ def bench(
     isolate: Annotated[Optional[bool], typer.Option("--isolate/--no-isolate", help="Speed: measure each model "
                                                     "in a fresh process (clean peak RSS) [default: when "
                                                     "comparing].", show_default=False)] = None,
+    backend: Annotated[Optional[list[str]], typer.Option(
+        "--backend", help="Speed: auto, torch or openvino; repeat (or comma-separate) to compare backends "
+        "side by side.", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table or progress lines on stderr.")] = False,
 ) -> None:
@@ -103,8 +106,11 @@ def bench(
         raise UsageError("give a model: --model NAME (or --compare M1 M2)")
     if len(set(names)) != len(names):
         raise UsageError(f"a model is given twice: {' '.join(names)}")
-    if compare and len(names) < 2:
-        raise UsageError("--compare needs two or more models, e.g. --compare bicubic matlab-bicubic")
+    backends = [b.strip() for v in (backend or []) for b in v.split(",") if b.strip()]
+    if compare and len(names) * max(1, len(backends)) < 2:
+        raise UsageError("--compare needs two or more models (or backends), e.g. --compare bicubic matlab-bicubic")
+    if backends and not speed:
+        raise UsageError("--backend is a --speed option (quality runs on torch fp32)")
     deg = degradation.lower()
     if deg not in ("bi", "bd"):
         raise UsageError(f"--degradation must be bi or bd, got {degradation!r}")
@@ -124,16 +130,18 @@ def bench(
         if B.MATLAB_BICUBIC in names:
             raise UsageError(f"{B.MATLAB_BICUBIC} is a quality baseline only (use `bicubic` for speed)")
         hw = _parse_size(size)
-        iso = len(names) > 1 if isolate is None else isolate
+        iso = len(names) * max(1, len(backends)) > 1 if isolate is None else isolate
 
         def done(r) -> None:
             if not quiet:
-                _line(f"{r.model}: {r.fps['end_to_end']:.2f} fps end to end, model {r.fps['model']:.2f} fps, "
+                how = f"{r.backend.get('name')} {r.backend.get('precision') or r.dtype}"
+                _line(f"{r.model} ({how}): {r.fps['end_to_end']:.2f} fps end to end, model {r.fps['model']:.2f} fps, "
                       f"peak RSS {r.memory['peak_rss_mib']:.0f} MiB")
 
         opts = B.SpeedOptions(frames=frames, repeats=repeats, dtype=dtype or "auto", crf=crf, preset=preset,
                               **settings)
-        results = B.run_speed_many(names, video=video, size=hw, options=opts, isolate=iso, on_result=done)
+        results = B.run_speed_many(names, video=video, size=hw, options=opts, isolate=iso, on_result=done,
+                                   backends=backends or None)
         if not quiet:
             B.render_speed(results, err)
         if json_out:

@@ -140,6 +140,9 @@ def upscale(
                                  "offline; the output is noise).")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network (pays off on long videos "
                                           "on CUDA; slow start).")] = False,
+    backend: Annotated[str, typer.Option(
+        "--backend", envvar="UPVID_BACKEND", help="auto (OpenVINO on the CPU for per-frame and sliding-window models "
+        "when installed, else torch), torch, openvino (also recurrent models) ($UPVID_BACKEND).")] = "auto",
     outscale: Annotated[Optional[float], typer.Option("--outscale", help="Final size as a factor of the input "
                                                      "(the model runs at its own scale, then a bicubic resize).")] = None,
     size: Annotated[Optional[str], typer.Option("--size", help="Final size WxH (even numbers are kept even).")] = None,
@@ -222,7 +225,7 @@ def upscale(
                       audio_bitrate=_parse_bitrate(audio_bitrate) if audio_bitrate else None, suffix=suffix,
                       scene_cuts=scene_cuts, scene_detector=scene_detector, scene_threshold=scene_threshold,
                       span=parse_span(start, duration, frames), denoise=denoise, deinterlace=deinterlace,
-                      encoder=encoder)
+                      encoder=encoder, backend=backend)
     resolve_device(device)  # a bad --device is a usage error before any file is touched
     if piped:
         return _run_piped(paths[0], paths[1], opts, model, format, input_format, quiet, run_stream, EngineFactory)
@@ -295,8 +298,9 @@ def upscale(
             resumed = f", resumed after {r.resumed_from}" if r.resumed_from else ""
             fps_ = r.frames / r.seconds if r.seconds else 0.0
             net = engines.net
+            how = r.backend or f"{engines.device}, {str(engines.dtype).removeprefix('torch.')}"
             _line(f"{tag}{inp} -> {out}: ok, {r.frames} frames{resumed}, {r.size} ({model}, x{net.scale}, "
-                  f"{engines.device}, {str(engines.dtype).removeprefix('torch.')}) in {r.seconds:.1f} s, {fps_:.2f} fps")
+                  f"{how}) in {r.seconds:.1f} s, {fps_:.2f} fps")
     if json_out:
         print(json.dumps(_summary(results), indent=1))
     return first_code

@@ -49,6 +49,8 @@ class EngineConfig:
         out_size: ``(width, height)`` to resize the model's output to (``--outscale``, ``--size``,
             ``--height``), bicubic with antialiasing on the device before rounding; ``None``: the
             model's own ``scale`` x input size.
+        backend: ``"torch"``, or ``"openvino"`` (CPU; :mod:`upvid.engine.openvino`).
+        precision: the OpenVINO inference precision (``"f32"``, ``"bf16"``, ``"f16"``).
     """
 
     chunk: int
@@ -63,6 +65,8 @@ class EngineConfig:
     compile: bool = False
     yuv_out: tuple[int, bool, int] | None = None
     out_size: tuple[int, int] | None = None
+    backend: str = "torch"
+    precision: str = ""
 
     @classmethod
     def for_model(
@@ -184,7 +188,12 @@ class Engine:
         if config.device.type == "cpu" and model.record.channels_last:
             # Same numerics (fp32 sums in another order, <= 1e-5), 1.3-1.6x faster on CPU (issue 25).
             model.net.to(memory_format=torch.channels_last)
-        self._forward_fn = torch.compile(model, dynamic=True) if config.compile else model
+        if config.backend == "openvino":
+            from upvid.engine.openvino import OpenVinoModel
+
+            self._forward_fn = OpenVinoModel(model, config.precision or "f32")
+        else:
+            self._forward_fn = torch.compile(model, dynamic=True) if config.compile else model
 
     def _plan(self, height: int, width: int) -> None:
         """Once, at the first frame: let the planner size tiles (and windows per batch) on CUDA."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class JobOptions:
     segment_seconds: float = 60.0
     random_weights: bool = False
     compile: bool = False
+    backend: str = field(default_factory=lambda: os.environ.get("UPVID_BACKEND") or "auto")  # auto|torch|openvino
     colour_in_engine: bool = True         # 4:2:0 <-> RGB in the engine (keeps superwhite); False: libswscale RGB
     outscale: float | None = None         # final size = outscale x input (model at its own scale, then resized)
     size: tuple[int, int] | None = None   # final (width, height)
@@ -106,6 +108,7 @@ class JobResult:
     resumed_from: int = 0
     seconds: float = 0.0
     size: str | None = None
+    backend: str | None = None  # "torch" or "openvino bf16", and why: "openvino bf16 (the CPU has BF16)"
 
     def to_dict(self) -> dict:
         return asdict(self)

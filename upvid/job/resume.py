@@ -270,7 +270,8 @@ def _engine_identity(opts: JobOptions, cfg) -> list:
     if cfg is None:
         return [opts.chunk, opts.overlap, opts.tile, opts.tile_overlap, opts.dtype, opts.device]
     return [cfg.chunk, cfg.overlap, cfg.tile, cfg.tile_overlap, cfg.auto_tile, cfg.auto_chunk,
-            str(cfg.dtype).removeprefix("torch."), cfg.device.type, opts.colour_in_engine, opts.compile]
+            str(cfg.dtype).removeprefix("torch."), cfg.device.type, opts.colour_in_engine, opts.compile,
+            *([cfg.backend, cfg.precision] if cfg.backend != "torch" else [])]
 
 
 def _input_sample(inp: Path, block: int = 1 << 20) -> str | None:

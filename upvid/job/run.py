@@ -77,12 +77,34 @@ class EngineFactory:
         Raises:
             UsageError: inconsistent chunk/overlap/tile options.
         """
+        import dataclasses
+
         from upvid.engine import EngineConfig
 
         o = self.opts
-        return EngineConfig.for_model(self.load(), chunk=o.chunk, overlap=o.overlap, tile=o.tile,
-                                      tile_overlap=o.tile_overlap, device=self.device, dtype=self.dtype,
-                                      compile=o.compile)
+        cfg = EngineConfig.for_model(self.load(), chunk=o.chunk, overlap=o.overlap, tile=o.tile,
+                                     tile_overlap=o.tile_overlap, device=self.device, dtype=self.dtype,
+                                     compile=o.compile)
+        backend, precision, self.backend_reason = self.backend()
+        return dataclasses.replace(cfg, backend=backend, precision=precision)
+
+    def backend(self) -> tuple[str, str, str]:
+        """``(backend, precision, reason)`` for ``--backend`` on this device and model
+        (:func:`upvid.engine.openvino.choose_backend`)."""
+        from upvid.engine.openvino import choose_backend
+
+        o = self.opts
+        return choose_backend(o.backend, self.load(), self.device, self.dtype, dtype_explicit=o.dtype != "auto",
+                              compile=o.compile)
+
+    def summary(self, cfg) -> str:
+        """How the model runs, for the job's line and JSON: ``"cpu, float32, torch [why]"`` or
+        ``"cpu, openvino bf16 [why]"``."""
+        why = getattr(self, "backend_reason", "")
+        if cfg.backend == "openvino":
+            return f"{self.device}, openvino {cfg.precision} [{why}]"
+        dtype = str(cfg.dtype).removeprefix("torch.")
+        return f"{self.device}, {dtype}, torch" + (f" [{why}]" if why and why != "--backend torch" else "")
 
     def prepare(self):
         """``(network, config)`` for a job, loaded once.
@@ -239,7 +261,8 @@ def run_job(inp: Path, out: Path, opts: JobOptions, engines: EngineFactory,
         if held is not None:
             held.close()
     return JobResult(str(inp), str(out), "ok", frames=journal.frames_done, resumed_from=done,
-                     seconds=round(time.perf_counter() - t0, 3), size=f"{info.width}x{info.height}->{size[0]}x{size[1]}")
+                     seconds=round(time.perf_counter() - t0, 3), size=f"{info.width}x{info.height}->{size[0]}x{size[1]}",
+                     backend=engines.summary(cfg))
 
 
 class JoinError(EncodeError):

@@ -238,4 +238,4 @@ def _run(c, info: VideoInfo, mode, label: str, out, opts: JobOptions, engines: E
             raise OutputError(f"{out}: {e.strerror or e}") from e
         raise
     return JobResult(label, str(out), "ok", frames=stats.frames, seconds=round(time.perf_counter() - t0, 3),
-                     size=f"{info.width}x{info.height}->{size[0]}x{size[1]}")
+                     size=f"{info.width}x{info.height}->{size[0]}x{size[1]}", backend=engines.summary(cfg))

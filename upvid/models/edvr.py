@@ -96,12 +96,14 @@ class DCNv2Pack(nn.Module):
         Returns:
             ``(N, C_out, H, W)``.
         """
-        om = self.conv_offset(guide)
+        om = self.conv_offset(guide).float()
         n_off = 2 * om.shape[1] // 3
         offset = om[:, :n_off]
         mask = torch.sigmoid(om[:, n_off:])
         p = self.padding
-        return deform_conv2d(x, offset, self.weight, self.bias, padding=(p, p), mask=mask)
+        # fp32 under autocast, as in BasicVSR++: offsets are positions (bf16 keeps 8 bits of them) and
+        # torchvision has no bf16 deformable convolution on the CPU
+        return deform_conv2d(x.float(), offset, self.weight.float(), self.bias.float(), padding=(p, p), mask=mask)
 
 
 class PCDAlignment(nn.Module):

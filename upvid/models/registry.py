@@ -21,6 +21,7 @@
     min_size = 0                    # smallest H and W the network takes (px)
     half = true                     # fp16 inference supported (--dtype auto picks the next one)
     bfloat16 = true                 # bf16 inference supported
+    openvino = true                 # --backend auto runs it on OpenVINO on a CPU (false: measured slower there)
     tile = 0                        # default spatial tile in LR pixels (0: whole frame)
     tile_overlap = 16               # default tile overlap in LR pixels
     convert = "upvid.models.basicvsrpp:convert_official"  # official -> our key names
@@ -112,6 +113,7 @@ class ModelRecord:
     min_size: int = 0
     half: bool = True
     bfloat16: bool = True
+    openvino: bool = True
     tile: int = 0
     tile_overlap: int = 16
     convert: str | None = None
@@ -141,7 +143,7 @@ _FIELDS = set(ModelRecord.__dataclass_fields__) - {"name", "extra"}
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "arch": str, "family": str, "scale": int, "frames": int, "overlap": int, "kwargs": dict, "weights": dict,
     "embedded": dict, "convert": str, "clip_grid": int, "size_multiple": int, "tile": int, "tile_overlap": int,
-    "min_size": int, "input_range": (int, float), "psnr": dict,
+    "min_size": int, "input_range": (int, float), "psnr": dict, "openvino": bool, "half": bool, "bfloat16": bool,
 }
 
 
