@@ -217,7 +217,7 @@ class Engine:
         """``T x (H, W, 3)`` uint8/uint16 RGB, or ``T x`` :class:`Yuv420` -> ``(T, 3, H, W)`` float32 in [0, 1] on the device."""
         if not self._planned:
             self._plan(*frames[0].shape[:2])
-        if isinstance(frames[0], Yuv420):  # the GPU path: planes up, colour conversion on the device
+        if isinstance(frames[0], Yuv420):  # 4:2:0 planes: up to the device, colour conversion there
             planes = [f.planes for f in frames]
             f0 = frames[0]
             deep = f0.bits > 8
