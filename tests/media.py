@@ -168,3 +168,35 @@ def engine_rgb(frame: av.VideoFrame):
 
     full = frame.color_range == 2 or frame.format.name.startswith("yuvj")
     return yuv420_to_rgb(torch.from_numpy(frame.to_ndarray())[None], int(frame.colorspace), full)
+
+
+def grey_clip(path: Path, *, frames: int, size: tuple[int, int], level_step: int, audio_codec: str,
+              layout: str, audio_seconds: float, rate: int = 48000) -> Path:
+    """An H.264 clip of flat grey frames (frame ``i`` at level ``i * level_step``, 25 fps) with one
+    audio track of ``audio_codec`` in ``layout``, ``audio_seconds`` long (seeded low noise): the
+    clips for audio cases (6-channel PCM, 5.1 into WebM, audio outlasting the video)."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        a = c.add_stream(audio_codec, rate=rate)
+        a.layout = layout
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(np.full((h, w, 3), i * level_step, np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        fmt = a.codec_context.format.name
+        ch = a.codec_context.channels
+        fs = a.codec_context.frame_size or 960
+        dtype = {"s16": np.int16, "s32": np.int32}.get(fmt.rstrip("p"), np.float32)
+        scale = 3000 if dtype != np.float32 else 0.05
+        for start in range(0, int(audio_seconds * rate), fs):
+            noise = (rng.standard_normal((ch, fs)) * scale).astype(dtype)
+            data = noise if fmt.endswith("p") else noise.T.reshape(1, -1)  # planar, or interleaved
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout=layout)
+            af.sample_rate, af.pts = rate, start
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    return Path(path)

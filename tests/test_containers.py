@@ -12,7 +12,7 @@ import av
 import pytest
 
 from tests.cli import call
-from tests.media import describe, make_clip
+from tests.media import describe, grey_clip, make_clip
 
 CONTAINERS = ["mkv", "mp4", "mov", "webm", "avi", "nut", "ts", "mpg", "ogv"]
 #: --segment-frames giving one, two and eight segments of the 36-frame clip.
@@ -112,25 +112,8 @@ def test_mp3_audio_is_copied_into_mp4(tmp_path):
 
 def test_surround_audio_keeps_its_layout_in_webm(tmp_path):
     """5.1 AAC into WebM is transcoded to Opus with all six channels (Opus surround mapping)."""
-    src = tmp_path / "in.mkv"
-    with av.open(str(src), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
-        a = c.add_stream("aac", rate=48000)
-        a.layout = "5.1"
-        import numpy as np
-
-        for i in range(10):
-            f = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 20 * i, np.uint8), format="rgb24")
-            f.pts = i
-            c.mux(v.encode(f))
-        c.mux(v.encode(None))
-        fs = a.codec_context.frame_size
-        for k in range(0, 48000 * 2 // 5, fs):
-            af = av.AudioFrame.from_ndarray(np.zeros((6, fs), np.float32), format="fltp", layout="5.1")
-            af.sample_rate, af.pts = 48000, k
-            c.mux(a.encode(af))
-        c.mux(a.encode(None))
+    src = grey_clip(tmp_path / "in.mkv", frames=10, size=(32, 24), level_step=20, audio_codec="aac", layout="5.1",
+                    audio_seconds=0.4)
     out = tmp_path / "out.webm"
     code, _, stderr = call(src, out, "-m", "bicubic", "-s", "2", "-q")
     assert code == 0, stderr

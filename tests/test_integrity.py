@@ -12,7 +12,7 @@ import pytest
 
 from tests import cli
 from tests.cli import at_frame, call, run as run_cli
-from tests.media import make_clip
+from tests.media import grey_clip, make_clip
 
 PREVIEW = ["-m", "bicubic", "--frames", "0:2", "-q"]
 
@@ -226,29 +226,10 @@ def test_an_out_that_appears_mid_job_is_not_overwritten_and_the_work_is_kept(tmp
     assert not work.exists()
 
 
-def _pcm_clip(path: Path, codec: str, channels_layout: str = "5.1") -> Path:
+def _pcm_clip(path: Path, codec: str) -> Path:
     """A 10-frame clip with 6-channel PCM in MKV, which stores no channel layout for PCM."""
-    import numpy as np
-
-    fmt = "s16" if codec == "pcm_s16le" else "s32"
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream(codec, rate=48000)
-        a.layout = channels_layout
-        for i in range(10):
-            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), format="rgb24")
-            f.pts = i
-            c.mux(v.encode(f))
-        rng = np.random.default_rng(0)
-        for i in range(20):
-            data = (rng.standard_normal((1, 6 * 960)) * 3000).astype(np.int16 if fmt == "s16" else np.int32)
-            af = av.AudioFrame.from_ndarray(data, format=fmt, layout=channels_layout)
-            af.sample_rate, af.pts = 48000, i * 960
-            c.mux(a.encode(af))
-        c.mux(v.encode(None))
-        c.mux(a.encode(None))
-    return path
+    return grey_clip(path, frames=10, size=(64, 48), level_step=20, audio_codec=codec, layout="5.1",
+                     audio_seconds=0.4)
 
 
 @pytest.mark.parametrize("codec", ["pcm_s16le", "pcm_s24le"])
@@ -359,24 +340,8 @@ def test_avi_output_starts_the_video_with_the_audio(realshort, tmp_path):
 def test_audio_that_outlasts_the_video_is_not_called_truncated(tmp_path, monkeypatch):
     """An MKV whose audio runs 3.2 s and video 1 s: no "truncated" warning (the container's duration is
     the audio's); a file cut short still gets it (test_io.test_truncated_mkv_keeps_what_is_there)."""
-    import numpy as np
-
-    src = tmp_path / "long_audio.mkv"
-    with av.open(str(src), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=48000)
-        a.layout = "stereo"
-        for i in range(25):
-            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
-            f.pts = i
-            c.mux(v.encode(f))
-        c.mux(v.encode(None))
-        for i in range(150):
-            af = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
-            af.sample_rate, af.pts = 48000, i * 1024
-            c.mux(a.encode(af))
-        c.mux(a.encode(None))
+    src = grey_clip(tmp_path / "long_audio.mkv", frames=25, size=(64, 48), level_step=5, audio_codec="aac",
+                    layout="stereo", audio_seconds=3.2)
     rc, _, err = call(str(src), str(tmp_path / "o.mkv"), "-m", "bicubic", "-s", "2")
     assert rc == 0 and "truncated" not in err, err
     # without the per-track DURATION tag (other muxers, or a cut file's lost tags) only the container's

@@ -53,6 +53,7 @@ class EngineFactory:
         self.net = None
         self.device = None
         self.dtype = None
+        self.backend_reason = ""  # why config() chose its backend (the job's summary)
 
     def load(self):
         if self.net is None:
@@ -100,7 +101,7 @@ class EngineFactory:
     def summary(self, cfg) -> str:
         """How the model runs, for the job's line and JSON: ``"cpu, float32, torch [why]"`` or
         ``"cpu, openvino bf16 [why]"``."""
-        why = getattr(self, "backend_reason", "")
+        why = self.backend_reason
         if cfg.backend == "openvino":
             return f"{self.device}, openvino {cfg.precision} [{why}]"
         dtype = str(cfg.dtype).removeprefix("torch.")
