@@ -122,22 +122,26 @@ def test_a_network_that_does_not_convert_falls_back_to_torch(monkeypatch, caplog
     assert runner.fallback and "OpenVINO cannot run it" in caplog.text
 
 
-def test_cli_reports_the_backend_and_why(realshort, tmp_path, monkeypatch):
+def test_cli_reports_the_backend_and_why(tmp_path, monkeypatch):
+    """On a 64x48 clip: a full-size one costs a conversion per tile shape (90 s here, for nothing more)."""
+    from tests.media import make_clip
+
     monkeypatch.setenv("UPVID_BACKEND", "auto")
+    clip = make_clip(tmp_path / "in.mp4", n=4, size=(64, 48))
     out = tmp_path / "o.mkv"
-    rc, stdout, err = call(str(realshort), str(out), "-m", "rlfn-x4", "--random-weights", "--frames", "0:3", "--json")
+    rc, stdout, err = call(str(clip), str(out), "-m", "rlfn-x4", "--random-weights", "--frames", "0:3", "--json")
     assert rc == 0, err
     r = json.loads(stdout)["results"][0]
     assert "openvino" in r["backend"] and ("bf16" in r["backend"] or "f32" in r["backend"])
     # a recurrent model stays on torch unless asked for, saying why
-    rc, stdout, err = call(str(realshort), str(tmp_path / "i.mkv"), "-m", "basicvsr", "--random-weights",
+    rc, stdout, err = call(str(clip), str(tmp_path / "i.mkv"), "-m", "basicvsr", "--random-weights",
                            "--frames", "0:2", "--tile", "0", "--json", "--scene-cuts", "off")
     assert rc == 0, err
     r = json.loads(stdout)["results"][0]
     assert r["backend"].endswith("torch [recurrent: OpenVINO unrolls its clip (slow to convert once); ask with "
                                  "--backend openvino]")
     # one whose graph follows the clip's position stays on torch even when asked for
-    rc, stdout, err = call(str(realshort), str(tmp_path / "i2.mkv"), "-m", "iconvsr", "--random-weights",
+    rc, stdout, err = call(str(clip), str(tmp_path / "i2.mkv"), "-m", "iconvsr", "--random-weights",
                            "--frames", "0:2", "--tile", "0", "--json", "--scene-cuts", "off", "--backend", "openvino")
     assert rc == 0, err
     r = json.loads(stdout)["results"][0]

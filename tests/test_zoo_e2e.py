@@ -53,7 +53,7 @@ def _network_key(rec) -> str:
     import json
 
     return json.dumps([rec.arch, rec.kwargs, rec.family, rec.scale, rec.scales, rec.frames if rec.family != "recurrent" else 0,
-                       rec.temporal_padding, rec.size_multiple, rec.channels, rec.input_range, rec.clip_blend],
+                       rec.temporal_padding, rec.size_multiple, rec.channels, rec.input_range, rec.input_mean, rec.clip_blend],
                       sort_keys=True, default=str)
 
 

@@ -18,6 +18,7 @@ def test_record_keeps_the_contract(name):
     assert rec.scale >= 1 and rec.supports_scale(rec.scale)
     assert rec.temporal_padding in PADDINGS and rec.clip_blend in CLIP_BLENDS
     assert rec.channels in ("rgb", "y") and rec.input_range in (1.0, 255.0)
+    assert 0 <= rec.input_mean < 1
     assert rec.size_multiple >= 1 and rec.min_size >= 0 and rec.tile >= 0 and 0 <= rec.tile_overlap
     if rec.family == "recurrent":
         assert rec.frames >= 2 and 0 <= rec.overlap < rec.frames  # a clip and the frames clips share

@@ -16,6 +16,7 @@
                                     # (IconVSR: its keyframe stride, so the last frame's refill is the whole run's)
     size_multiple = 1               # H and W are reflect-padded up to a multiple of this
     input_range = 1.0               # the network wants RGB in [0, input_range]
+    input_mean = 0.0                # ... minus input_mean * input_range (mmagic's DataPreprocessor mean)
     channels = "rgb"                # "rgb", or "y" for luma-only networks
     channels_last = false           # CPU: run the convs in channels_last memory format (measured faster)
     min_size = 0                    # smallest H and W the network takes (px)
@@ -108,6 +109,7 @@ class ModelRecord:
     clip_grid: int = 1
     size_multiple: int = 1
     input_range: float = 1.0
+    input_mean: float = 0.0
     channels: Literal["rgb", "y"] = "rgb"
     channels_last: bool = False
     min_size: int = 0
@@ -143,7 +145,8 @@ _FIELDS = set(ModelRecord.__dataclass_fields__) - {"name", "extra"}
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "arch": str, "family": str, "scale": int, "frames": int, "overlap": int, "kwargs": dict, "weights": dict,
     "embedded": dict, "convert": str, "clip_grid": int, "size_multiple": int, "tile": int, "tile_overlap": int,
-    "min_size": int, "input_range": (int, float), "psnr": dict, "openvino": bool, "half": bool, "bfloat16": bool,
+    "min_size": int, "input_range": (int, float), "input_mean": (int, float), "psnr": dict, "openvino": bool, "half": bool,
+    "bfloat16": bool,
 }
 
 

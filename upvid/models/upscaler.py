@@ -98,6 +98,8 @@ class Upscaler(nn.Module):
             ycc = rgb_to_ycbcr(x)
             chroma = ycc[:, :, 1:]
             x = ycc[:, :, :1]
+        if rec.input_mean:
+            x = x - rec.input_mean
         if rec.input_range != 1.0:
             x = x * rec.input_range
         if rec.family == "recurrent":
@@ -108,6 +110,8 @@ class Upscaler(nn.Module):
             y = self.net(x).unsqueeze(1)
         if rec.input_range != 1.0:
             y = y / rec.input_range
+        if rec.input_mean:
+            y = y + rec.input_mean
         if chroma is not None:
             centre = chroma if rec.family == "recurrent" else chroma[:, rec.frames // 2 : rec.frames // 2 + 1]
             up = F.interpolate(centre.flatten(0, 1), scale_factor=self.scale, mode="bicubic", align_corners=False)
