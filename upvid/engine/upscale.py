@@ -321,7 +321,7 @@ class Engine:
             return
         current = lay.tile or max(size)
         new = (current // 2) // 8 * 8
-        if new < MIN_TILE:
+        if new < max(MIN_TILE, self.model.record.min_size):  # a smaller tile is padded back up: no saving
             hint = "try --device cpu, a smaller --chunk, or a lighter model" if self.cfg.device.type == "cuda" else (
                 "try a smaller --chunk or a lighter model, or free memory (ulimit -v, UPVID_MAX_MEMORY)")
             raise OutOfMemoryError(f"out of memory on {self.cfg.device} even with {current} px tiles; {hint}") from err

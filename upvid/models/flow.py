@@ -132,7 +132,8 @@ class SpyNet(nn.Module):
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
-    def _process(self, ref: Tensor, supp: Tensor) -> Tensor:
+    def _process(self, ref: Tensor, supp: Tensor) -> list[Tensor]:
+        """The flow after every pyramid level, coarsest first (6 entries, ``(N, 2, H / 2**(5-l), W / 2**(5-l))``)."""
         ref_pyr = [(ref - self.mean) / self.std]
         supp_pyr = [(supp - self.mean) / self.std]
         for _ in range(5):
@@ -142,6 +143,7 @@ class SpyNet(nn.Module):
         # The coarsest level starts from a zero flow of its own size. (BasicSR upsamples a zero
         # (h0//2, w0//2) flow: the same zeros, but that fails for a 1-pixel level, i.e. inputs <= 32 px.)
         flow = ref_pyr[0].new_zeros([n, 2, h0, w0])
+        flows = []
         for level in range(len(ref_pyr)):
             up = flow if level == 0 else F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
             if up.size(2) != ref_pyr[level].size(2):
@@ -150,7 +152,44 @@ class SpyNet(nn.Module):
                 up = F.pad(up, [0, 1, 0, 0], mode="replicate")
             warped = flow_warp(supp_pyr[level], up.permute(0, 2, 3, 1), interp_mode="bilinear", padding_mode="border")
             flow = self.basic_module[level](torch.cat([ref_pyr[level], warped, up], 1)) + up
-        return flow
+            flows.append(flow)
+        return flows
+
+    def pyramid(self, ref: Tensor, supp: Tensor, levels: int = 1) -> list[Tensor]:
+        """Flows from ``ref`` to ``supp`` at ``levels`` scales, finest first (VRT's ``return_levels``).
+
+        Entry ``i`` is the flow of pyramid level ``5 - i`` resized to ``(H // 2**i, W // 2**i)``
+        and rescaled to pixels of that size, as VRT's SpyNet (``return_levels=[2, 3, 4, 5]``).
+
+        Args:
+            ref: ``(N, 3, H, W)`` RGB in [0, 1].
+            supp: ``(N, 3, H, W)`` RGB in [0, 1].
+            levels: how many scales (1 to 6).
+
+        Returns:
+            ``levels`` float flows ``(N, 2, H // 2**i, W // 2**i)`` in pixels (``dx``, ``dy``).
+
+        Raises:
+            ValueError: if ``ref`` and ``supp`` differ in shape.
+        """
+        if ref.shape != supp.shape:
+            raise ValueError(f"SpyNet: ref {tuple(ref.shape)} and supp {tuple(supp.shape)} differ")
+        if torch.is_autocast_enabled(ref.device.type):  # flows stay fp32 under mixed precision
+            with torch.autocast(ref.device.type, enabled=False):
+                return self.pyramid(ref.float(), supp.float(), levels)
+        h, w = ref.shape[-2:]
+        w_up = math.floor(math.ceil(w / 32.0) * 32.0)
+        h_up = math.floor(math.ceil(h / 32.0) * 32.0)
+        ref = F.interpolate(ref, size=(h_up, w_up), mode="bilinear", align_corners=False)
+        supp = F.interpolate(supp, size=(h_up, w_up), mode="bilinear", align_corners=False)
+        flows = self._process(ref, supp)
+        out = []
+        for i in range(levels):
+            s = 2 ** i
+            flow = F.interpolate(flows[5 - i], size=(h // s, w // s), mode="bilinear", align_corners=False)
+            scale = torch.tensor([(w // s) / (w_up // s), (h // s) / (h_up // s)], dtype=flow.dtype, device=flow.device)
+            out.append(flow * scale.view(1, 2, 1, 1))
+        return out
 
     def forward(self, ref: Tensor, supp: Tensor) -> Tensor:
         """Flow from ``ref`` to ``supp`` (warping ``supp`` with it aligns it to ``ref``).
@@ -165,19 +204,7 @@ class SpyNet(nn.Module):
         Raises:
             ValueError: if ``ref`` and ``supp`` differ in shape.
         """
-        if ref.shape != supp.shape:
-            raise ValueError(f"SpyNet: ref {tuple(ref.shape)} and supp {tuple(supp.shape)} differ")
-        if torch.is_autocast_enabled(ref.device.type):  # flows stay fp32 under mixed precision
-            with torch.autocast(ref.device.type, enabled=False):
-                return self.forward(ref.float(), supp.float())
-        h, w = ref.shape[-2:]
-        w_up = math.floor(math.ceil(w / 32.0) * 32.0)
-        h_up = math.floor(math.ceil(h / 32.0) * 32.0)
-        ref = F.interpolate(ref, size=(h_up, w_up), mode="bilinear", align_corners=False)
-        supp = F.interpolate(supp, size=(h_up, w_up), mode="bilinear", align_corners=False)
-        flow = F.interpolate(self._process(ref, supp), size=(h, w), mode="bilinear", align_corners=False)
-        scale = torch.tensor([w / w_up, h / h_up], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
-        return flow * scale
+        return self.pyramid(ref, supp, 1)[0]
 
 
 def convert_mmedit_spynet_keys(state_dict: dict[str, Tensor], prefix: str = "spynet.") -> dict[str, Tensor]:

@@ -19,7 +19,7 @@
     input_mean = 0.0                # ... minus input_mean * input_range (mmagic's DataPreprocessor mean)
     channels = "rgb"                # "rgb", or "y" for luma-only networks
     channels_last = false           # CPU: run the convs in channels_last memory format (measured faster)
-    min_size = 0                    # smallest H and W the network takes (px)
+    min_size = 0                    # smallest H and W the network takes (px): smaller frames/tiles are padded up
     half = true                     # fp16 inference supported (--dtype auto picks the next one)
     bfloat16 = true                 # bf16 inference supported
     openvino = true                 # --backend auto runs it on OpenVINO on a CPU (false: measured slower there)

@@ -82,12 +82,11 @@ class Upscaler(nn.Module):
             raise ModelInputError(f"{self.record.name}: expected (B, T, 3, H, W), got {tuple(x.shape)}")
         b, t, _, h, w = x.shape
         rec = self.record
-        if rec.min_size and min(h, w) < rec.min_size:
-            raise ModelInputError(f"{rec.name}: frames (or tiles) must be at least {rec.min_size} px, got {h}x{w}")
         if rec.family == "sliding-window" and t != rec.frames:
             raise ModelInputError(f"{rec.name}: sliding window of {rec.frames} frames, got {t}")
         m = rec.size_multiple
-        ph, pw = (-h) % m, (-w) % m
+        # padded up to a multiple of size_multiple, and to min_size (VRT: a full window at 1/8 scale)
+        ph, pw = (-max(h, rec.min_size)) % m + max(rec.min_size - h, 0), (-max(w, rec.min_size)) % m + max(rec.min_size - w, 0)
         if ph or pw:
             if ph >= h or pw >= w:  # reflect needs pad < size
                 x = F.pad(x.flatten(0, 1), (0, pw, 0, ph), mode="replicate").unflatten(0, (b, t))
