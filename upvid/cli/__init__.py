@@ -1,4 +1,4 @@
-"""Command line: ``upvid IN OUT [options]``, ``upvid models``, ``upvid bench``, ``upvid degrade``.
+"""Command line: ``upvid IN OUT [options]``, ``upvid models``, ``upvid bench``, ``upvid degrade``, ``upvid explain``.
 
 One module per command; this one maps errors raised anywhere as :class:`upvid.errors.UpvidError`
 to one line on stderr and the exit code of their class (see :mod:`upvid.errors`). stdout carries
@@ -13,7 +13,7 @@ import re
 import signal
 import sys
 
-from upvid.cli import bench, degrade, models, upscale  # noqa: F401  (register the commands)
+from upvid.cli import bench, degrade, explain, models, upscale  # noqa: F401  (register the commands)
 from upvid.cli.app import COMMANDS, app
 from upvid.errors import EXIT_INTERRUPTED, UpvidError
 

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 
 DEFAULT_MODEL = "basicvsrpp"
-COMMANDS = {"upscale", "models", "bench", "degrade"}
+COMMANDS = {"upscale", "models", "bench", "degrade", "explain"}
 
 # The three commands a newcomer needs first, shown by `upvid --help` and `upvid upscale --help`
 # (the \b lines keep click from re-flowing them).
