@@ -338,7 +338,7 @@ def test_sliding_window_padding_matches_the_official_test_config():
         official = rec.padding_source.rsplit(":", 1)[1].strip()
         assert OFFICIAL_PADDING[official] == rec.temporal_padding, name
         checked.append(name)
-    assert {"edvr-m", "edvr-l", "vespcn-x4-bd"} <= set(checked)
+    assert {"edvr-m", "edvr-l", "vespcn-x4-bd", "tdan", "tdan-bd"} <= set(checked)
 
 
 @pytest.mark.parametrize("name", ["basicvsr", "basicvsrpp", "iconvsr", "iart", "psrt-recurrent", "rvrt"])
