@@ -186,6 +186,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow  # a local Ray cluster start
 def test_ray_cpu_actors_match_a_single_run(local_ray, clips, single, tmp_path):
     """Per-frame rlfn-x4: every decoded frame identical to a single run. Recurrent BasicVSR (random
     weights, 6-frame clips sharing 2): its chunks run the single run's clips and cross-fades, so
@@ -216,6 +217,7 @@ def test_ray_cpu_actors_match_a_single_run(local_ray, clips, single, tmp_path):
             assert psnr > 80.0 and worst <= 2, (psnr, worst)
 
 
+@pytest.mark.slow  # a local Ray cluster start
 def test_a_killed_actor_reruns_its_chunk_and_nothing_is_lost(local_ray, clips, single, tmp_path, caplog):
     from upvid.job.broker import RayBroker
     from upvid.job.distribute import run_distributed

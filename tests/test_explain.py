@@ -41,6 +41,7 @@ def test_per_frame_model_uses_exactly_its_own_frame(span7):
 
 
 @pytest.mark.parametrize("name", ["edvr-m", "tdan"])
+@pytest.mark.slow  # VSR networks, forward and backward
 def test_sliding_window_attribution_is_zero_outside_its_window(span7, name):
     """5-frame windows (EDVR-M: PCD + TSA; TDAN: deformable alignment), random weights, a 24x24 crop."""
     span7 = span7[..., 4:28, 4:28]
@@ -57,6 +58,7 @@ def test_sliding_window_attribution_is_zero_outside_its_window(span7, name):
     assert all((a0.frame_share[i] > 0) == (i in padded) for i in range(7)), a0.frame_share
 
 
+@pytest.mark.slow  # VSR networks, forward and backward
 def test_bidirectional_recurrent_model_looks_both_ways(span7):
     net = _random("basicvsr")
     a = local_attribution(frame_function(net, 3, 7), span7[..., 4:28, 4:28], (40, 40, 16), steps=2)

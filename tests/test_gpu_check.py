@@ -8,9 +8,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.data import REPO
 
 
+@pytest.mark.slow  # every GPU check on CPU, in a child process
 def test_gpu_check_dry_run_passes_every_check(tmp_path):
     out = tmp_path / "check.json"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--dry-run", "--json", str(out)],

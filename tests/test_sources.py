@@ -339,6 +339,7 @@ def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
     return cli.run(*args, env=env, timeout=120)
 
 
+@pytest.mark.slow  # every download source, end to end
 def test_models_shows_sources_fetch_all_and_verify_refetches_a_tampered_file(drive):
     _Drive.files["GOODID"] = drive["data"]
     _Drive.quota.add("QUOTAID")

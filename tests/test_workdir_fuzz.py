@@ -102,6 +102,7 @@ def _mutate(work: Path, rng: random.Random) -> str:
     return kind
 
 
+@pytest.mark.slow  # a fuzzer
 def test_work_folder_fuzzer(base, tmp_path):
     src, (ref_frames, ref_pts), stopped = base
     rng = random.Random(1234)
