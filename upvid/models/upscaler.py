@@ -85,8 +85,8 @@ class Upscaler(nn.Module):
         if rec.family == "sliding-window" and t != rec.frames:
             raise ModelInputError(f"{rec.name}: sliding window of {rec.frames} frames, got {t}")
         m = rec.size_multiple
-        # padded up to a multiple of size_multiple, and to min_size (VRT: a full window at 1/8 scale)
-        ph, pw = (-max(h, rec.min_size)) % m + max(rec.min_size - h, 0), (-max(w, rec.min_size)) % m + max(rec.min_size - w, 0)
+        # padded up to min_size (VRT: a full window at 1/8 scale), then to a multiple of size_multiple
+        ph, pw = (-(-max(v, rec.min_size) // m) * m - v for v in (h, w))
         if ph or pw:
             if ph >= h or pw >= w:  # reflect needs pad < size
                 x = F.pad(x.flatten(0, 1), (0, pw, 0, ph), mode="replicate").unflatten(0, (b, t))
