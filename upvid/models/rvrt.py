@@ -79,7 +79,8 @@ from torch.nn import functional as F
 from upvid.errors import ModelInputError
 from upvid.models.blocks import PASSES, Mlp
 from upvid.models.flow import SpyNet, add_spynet_buffers, compute_flows, flow_warp
-from upvid.models.swin import relative_position_index, shift_mask, shift_region_labels, window_partition, window_reverse
+from upvid.models.swin import (effective_window, relative_position_index, shift_mask, shift_region_labels,
+                               window_partition, window_reverse)
 
 __all__ = [
     "RVRT",
@@ -144,13 +145,6 @@ class WindowAttention(nn.Module):
         return self.proj(out)
 
 
-def _effective_window(size: Sequence[int], window: Sequence[int], shift: Sequence[int]) -> tuple[tuple, tuple]:
-    """Window and shift actually used: an axis no longer than its window gets the axis size, no shift."""
-    win = tuple(min(s, w) for s, w in zip(size, window))
-    sh = tuple(0 if s <= w else k for s, w, k in zip(size, window, shift))
-    return win, sh
-
-
 class SwinLayer(nn.Module):
     """Pre-norm (shifted-)window attention + pre-norm MLP, both residual (channels-last).
 
@@ -173,7 +167,7 @@ class SwinLayer(nn.Module):
 
     def _attend(self, x: Tensor, mask: Tensor | None) -> Tensor:
         d, h, w = x.shape[1:4]
-        win, shift = _effective_window((d, h, w), self.window_size, self.shift_size)
+        win, shift = effective_window((d, h, w), self.window_size, self.shift_size)
         x = self.norm1(x)
         pd, ph, pw = ((-d) % win[0], (-h) % win[1], (-w) % win[2])
         if pd or ph or pw:  # zero padding after the norm, as the reference
@@ -216,7 +210,7 @@ class RSTB(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(B, D, H, W, C) -> (B, D, H, W, C)``."""
         size = x.shape[1:4]
-        win, shift = _effective_window(size, self.window_size, tuple(w // 2 for w in self.window_size))
+        win, shift = effective_window(size, self.window_size, tuple(w // 2 for w in self.window_size))
         padded = [math.ceil(s / w) * w for s, w in zip(size, win)]
         mask = shift_mask(shift_region_labels(padded, win, shift, x.device)) if any(s > 0 for s in shift) else None
         y = x

@@ -17,6 +17,14 @@ from torch import Tensor
 MASK_VALUE = -100.0
 
 
+def effective_window(size: Sequence[int], window: Sequence[int], shift: Sequence[int]) -> tuple[tuple, tuple]:
+    """The window and shift actually used on a ``(D, H, W)`` map (the references' ``get_window_size``):
+    an axis no longer than its window gets the axis size as window and no shift."""
+    win = tuple(min(s, w) for s, w in zip(size, window))
+    sh = tuple(0 if s <= w else k for s, w, k in zip(size, window, shift))
+    return win, sh
+
+
 def window_partition(x: Tensor, window: Sequence[int]) -> Tensor:
     """``(B, D, H, W, C)`` (each a multiple of ``window``) -> ``(B * nW, wd * wh * ww, C)``, windows in (D, H, W) order."""
     b, d, h, w, c = x.shape

@@ -30,22 +30,7 @@ from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
 from upvid.errors import ModelInputError
-from upvid.models.blocks import PixelShufflePack, make_layer
-
-
-class ResidualBlockNoBN(nn.Module):
-    """mmagic's ``x + res_scale * conv2(relu(conv1(x)))`` (keys ``conv1``, ``conv2``)."""
-
-    def __init__(self, mid_channels: int = 64, res_scale: float = 1.0) -> None:
-        super().__init__()
-        self.res_scale = res_scale
-        self.conv1 = nn.Conv2d(mid_channels, mid_channels, 3, 1, 1, bias=True)
-        self.conv2 = nn.Conv2d(mid_channels, mid_channels, 3, 1, 1, bias=True)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(N, C, H, W) -> (N, C, H, W)``."""
-        return x + self.conv2(self.relu(self.conv1(x))) * self.res_scale
+from upvid.models.blocks import PixelShufflePack, ResidualBlockNoBN, make_layer
 
 
 class ConvReLU(nn.Module):
@@ -107,7 +92,7 @@ class TDAN(nn.Module):
         self.num_frames = num_frames
         self.in_channels = in_channels
         self.feat_extract = nn.Sequential(
-            ConvReLU(in_channels, c), make_layer(ResidualBlockNoBN, num_blocks_before_align, mid_channels=c))
+            ConvReLU(in_channels, c), make_layer(ResidualBlockNoBN, num_blocks_before_align, num_feat=c))
         self.feat_aggregate = nn.Sequential(
             nn.Conv2d(2 * c, c, 3, padding=1, bias=True), DeformConv(c, deform_groups), DeformConv(c, deform_groups))
         self.align_1 = DeformConv(c, deform_groups)
@@ -115,7 +100,7 @@ class TDAN(nn.Module):
         self.to_rgb = nn.Conv2d(c, 3, 3, padding=1, bias=True)
         self.reconstruct = nn.Sequential(
             ConvReLU(in_channels * num_frames, c),
-            make_layer(ResidualBlockNoBN, num_blocks_after_align, mid_channels=c),
+            make_layer(ResidualBlockNoBN, num_blocks_after_align, num_feat=c),
             PixelShufflePack(c, c, 2, upsample_kernel=3),
             PixelShufflePack(c, c, 2, upsample_kernel=3),
             nn.Conv2d(c, out_channels, 3, 1, 1, bias=False))

@@ -52,17 +52,10 @@ from torchvision.ops import deform_conv2d
 
 from upvid.errors import ModelInputError
 from upvid.models.flow import SpyNet, add_spynet_buffers, flow_warp
-from upvid.models.swin import relative_position_index, shift_mask, shift_region_labels, window_partition, window_reverse
+from upvid.models.swin import (effective_window, relative_position_index, shift_mask, shift_region_labels,
+                               window_partition, window_reverse)
 
 __all__ = ["VRT", "convert_official"]
-
-
-def _window(size: Sequence[int], window: Sequence[int], shift: Sequence[int]) -> tuple[tuple, tuple]:
-    """The window and shift actually used (the reference's ``get_window_size``): an axis no longer
-    than its window gets the axis size and no shift."""
-    win = tuple(s if s <= w else w for s, w in zip(size, window))
-    sh = tuple(0 if s <= w else k for s, w, k in zip(size, window, shift))
-    return win, sh
 
 
 def sine_position_encoding(h: int, w: int, num_pos_feats: int, temperature: float = 10000.0) -> Tensor:
@@ -181,7 +174,7 @@ class TMSA(nn.Module):
 
     def _attend(self, x: Tensor, mask: Tensor | None) -> Tensor:
         b, d, h, w, c = x.shape
-        win, shift = _window((d, h, w), self.window_size, self.shift_size)
+        win, shift = effective_window((d, h, w), self.window_size, self.shift_size)
         x = self.norm1(x)
         pd, ph, pw = (-d) % win[0], (-h) % win[1], (-w) % win[2]
         if pd or ph or pw:  # zero padding after the norm, as the reference
@@ -227,7 +220,7 @@ class TMSAG(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(B, D, H, W, C) -> (B, D, H, W, C)`` (channels last)."""
         size = x.shape[1:4]
-        win, shift = _window(size, self.window_size, self.shift_size)
+        win, shift = effective_window(size, self.window_size, self.shift_size)
         padded = [math.ceil(s / w) * w for s, w in zip(size, win)]
         mask = shift_mask(shift_region_labels(padded, win, shift, x.device)) if any(s > 0 for s in shift) else None
         for blk in self.blocks:
