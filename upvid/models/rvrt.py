@@ -68,7 +68,6 @@ dropped; SpyNet keys are BasicSR's, its ``mean``/``std`` buffers are added when 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
@@ -79,8 +78,7 @@ from torch.nn import functional as F
 from upvid.errors import ModelInputError
 from upvid.models.blocks import PASSES, Mlp
 from upvid.models.flow import SpyNet, add_spynet_buffers, compute_flows, flow_warp
-from upvid.models.swin import (effective_window, relative_position_index, shift_mask, shift_region_labels,
-                               window_partition, window_reverse)
+from upvid.models.swin import effective_window, group_shift_mask, relative_position_index, window_attention
 
 __all__ = [
     "RVRT",
@@ -166,22 +164,8 @@ class SwinLayer(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def _attend(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        d, h, w = x.shape[1:4]
-        win, shift = effective_window((d, h, w), self.window_size, self.shift_size)
-        x = self.norm1(x)
-        pd, ph, pw = ((-d) % win[0], (-h) % win[1], (-w) % win[2])
-        if pd or ph or pw:  # zero padding after the norm, as the reference
-            x = F.pad(x, (0, 0, 0, pw, 0, ph, 0, pd))
-        dp, hp, wp = d + pd, h + ph, w + pw
-        shifted = any(s > 0 for s in shift)
-        if shifted:
-            x = torch.roll(x, shifts=(-shift[0], -shift[1], -shift[2]), dims=(1, 2, 3))
-        b, n = x.shape[0], win[0] * win[1] * win[2]
-        windows = window_partition(x, win).view(b, -1, n, x.shape[-1])  # (B, nW, N, C)
-        y = window_reverse(self.attn(windows, mask if shifted else None).flatten(0, 1), win, b, dp, hp, wp)
-        if shifted:
-            y = torch.roll(y, shifts=shift, dims=(1, 2, 3))
-        return y[:, :d, :h, :w]
+        win, shift = effective_window(x.shape[1:4], self.window_size, self.shift_size)
+        return window_attention(self.norm1(x), win, shift, self.attn, mask)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         """``(B, D, H, W, C) -> (B, D, H, W, C)``; ``mask`` from :func:`~upvid.models.swin.shift_mask` for shifted layers."""
@@ -211,8 +195,7 @@ class RSTB(nn.Module):
         """``(B, D, H, W, C) -> (B, D, H, W, C)``."""
         size = x.shape[1:4]
         win, shift = effective_window(size, self.window_size, tuple(w // 2 for w in self.window_size))
-        padded = [math.ceil(s / w) * w for s, w in zip(size, win)]
-        mask = shift_mask(shift_region_labels(padded, win, shift, x.device)) if any(s > 0 for s in shift) else None
+        mask = group_shift_mask(size, win, shift, x.device)
         y = x
         for layer in self.layers:
             y = layer(y, mask)

@@ -8,10 +8,12 @@ between tokens that came from different regions of the map (the reference's ``co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 #: The references' (finite) additive mask value between tokens of different shift regions.
 MASK_VALUE = -100.0
@@ -80,3 +82,39 @@ def shift_mask(labels: Tensor, value: float = MASK_VALUE) -> Tensor:
     """``(nW, N)`` labels (:func:`shift_region_labels`) -> ``(nW, N, N)`` float32 additive attention
     mask: ``value`` between tokens of different regions, 0 elsewhere."""
     return torch.where(labels[:, None, :] != labels[:, :, None], value, 0.0).to(torch.float32)
+
+
+def group_shift_mask(size: Sequence[int], window: Sequence[int], shift: Sequence[int],
+                     device: torch.device | str = "cpu") -> Tensor | None:
+    """The ``(nW, N, N)`` mask of the shifted layers of a group over a ``(D, H, W)`` map (padded up
+    to whole windows), or ``None`` when the effective shift is 0 on every axis."""
+    if not any(s > 0 for s in shift):
+        return None
+    padded = [math.ceil(s / w) * w for s, w in zip(size, window)]
+    return shift_mask(shift_region_labels(padded, window, shift, device))
+
+
+def window_attention(x: Tensor, window: Sequence[int], shift: Sequence[int],
+                     attend: Callable[[Tensor, Tensor | None], Tensor], mask: Tensor | None) -> Tensor:
+    """(Shifted-)window attention over a normalised ``(B, D, H, W, C)`` map, as the references' layers.
+
+    The map is zero-padded to whole windows (after the norm, as the references), cyclically
+    shifted by ``-shift`` when any shift is non-zero, cut into windows, passed to
+    ``attend((B, nW, N, C) tokens, mask or None)``, put back, shifted back and cropped.
+
+    Returns:
+        ``(B, D, H, W, C)``.
+    """
+    b, d, h, w, c = x.shape
+    pd, ph, pw = (-d) % window[0], (-h) % window[1], (-w) % window[2]
+    if pd or ph or pw:
+        x = F.pad(x, (0, 0, 0, pw, 0, ph, 0, pd))
+    shifted = any(s > 0 for s in shift)
+    if shifted:
+        x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+    n = window[0] * window[1] * window[2]
+    windows = window_partition(x, window).view(b, -1, n, c)
+    y = window_reverse(attend(windows, mask if shifted else None).flatten(0, 1), window, b, d + pd, h + ph, w + pw)
+    if shifted:
+        y = torch.roll(y, shifts=tuple(shift), dims=(1, 2, 3))
+    return y[:, :d, :h, :w]

@@ -52,8 +52,7 @@ from torchvision.ops import deform_conv2d
 
 from upvid.errors import ModelInputError
 from upvid.models.flow import SpyNet, add_spynet_buffers, flow_warp
-from upvid.models.swin import (effective_window, relative_position_index, shift_mask, shift_region_labels,
-                               window_partition, window_reverse)
+from upvid.models.swin import effective_window, group_shift_mask, relative_position_index, window_attention
 
 __all__ = ["VRT", "convert_official"]
 
@@ -173,22 +172,8 @@ class TMSA(nn.Module):
         self.mlp = MlpGEGLU(dim, int(dim * mlp_ratio))
 
     def _attend(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        b, d, h, w, c = x.shape
-        win, shift = effective_window((d, h, w), self.window_size, self.shift_size)
-        x = self.norm1(x)
-        pd, ph, pw = (-d) % win[0], (-h) % win[1], (-w) % win[2]
-        if pd or ph or pw:  # zero padding after the norm, as the reference
-            x = F.pad(x, (0, 0, 0, pw, 0, ph, 0, pd))
-        dp, hp, wp = d + pd, h + ph, w + pw
-        shifted = any(s > 0 for s in shift)
-        if shifted:
-            x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
-        n = win[0] * win[1] * win[2]
-        windows = window_partition(x, win).view(b, -1, n, c)
-        y = window_reverse(self.attn(windows, mask if shifted else None).flatten(0, 1), win, b, dp, hp, wp)
-        if shifted:
-            y = torch.roll(y, shifts=shift, dims=(1, 2, 3))
-        return y[:, :d, :h, :w]
+        win, shift = effective_window(x.shape[1:4], self.window_size, self.shift_size)
+        return window_attention(self.norm1(x), win, shift, self.attn, mask)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         """``(B, D, H, W, C) -> (B, D, H, W, C)``."""
@@ -221,8 +206,7 @@ class TMSAG(nn.Module):
         """``(B, D, H, W, C) -> (B, D, H, W, C)`` (channels last)."""
         size = x.shape[1:4]
         win, shift = effective_window(size, self.window_size, self.shift_size)
-        padded = [math.ceil(s / w) * w for s, w in zip(size, win)]
-        mask = shift_mask(shift_region_labels(padded, win, shift, x.device)) if any(s > 0 for s in shift) else None
+        mask = group_shift_mask(size, win, shift, x.device)
         for blk in self.blocks:
             x = blk(x, mask)
         return x
@@ -489,9 +473,8 @@ class VRT(nn.Module):
         flow from there, warped along it (the reference's ``get_flow_4frames``/``get_flow_6frames``)."""
         bw, fw = [], []
         for far, one in zip(bw_far, bw1):
-            d = far.shape[1] - 1 if distance == 2 else far.shape[1]
             steps = []
-            for i in range(d - 1 if distance == 3 else d):
+            for i in range(far.shape[1] - 1):  # the last far flow has no one-step flow beyond it
                 n1 = far[:, i]  # frame i -> i + distance - 1
                 n2 = one[:, i + distance - 1]  # one frame further
                 steps.append(n1 + flow_warp(n2, n1.permute(0, 2, 3, 1)))
